@@ -1,0 +1,1 @@
+"""The thin napari layer: reader, sample data, plate layers, widgets and chart."""

@@ -1,0 +1,49 @@
+"""The ``napari-dcmix`` command line: one module per subcommand, each calling the core."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (subcommand, module, one-line help); each module has add_arguments(parser) and run(args) -> int.
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "demo", "open napari with the sample plate, the DCMIX widget and the default model"),
+    ("info", "info", "describe a plate: layout, wells, sites, channels, image shape, dtype"),
+    ("synth", "synth", "write a synthetic plate with a known phenotype channel"),
+    ("train", "train", "train or fine-tune a DCMIX model on labelled wells"),
+    ("predict", "predict", "predict plates with a model and write a CSV"),
+    ("importance", "importance", "print a model's channel importance"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-dcmix",
+        description="DCMIX channel importance for high content screening plates.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name, help_text in SUBCOMMANDS:
+        module = importlib.import_module(f"napari_dcmix.cli.{module_name}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from napari_dcmix.errors import DcmixError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except DcmixError as exc:
+        print(f"napari-dcmix {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"napari-dcmix {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""`napari-dcmix info` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("napari-dcmix info: not implemented yet")
