@@ -1,13 +1,70 @@
-"""`napari-dcmix synth` (placeholder until its issue lands)."""
+"""`napari-dcmix synth OUT`: write a synthetic plate with a known phenotype channel."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from napari_dcmix.errors import PlateError
+
+LAYOUT_CHOICES = ("tiff", "rxrx1", "imagexpress", "operetta", "ome-zarr")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("out", help="output folder (created; must be empty unless --overwrite)")
+    parser.add_argument("--layout", choices=LAYOUT_CHOICES, default="tiff")
+    parser.add_argument("--wells", type=int, default=8, help="number of wells (row-major)")
+    parser.add_argument("--sites", type=int, default=2, help="sites per well")
+    parser.add_argument("--channels", default="DNA,ER,RNA,AGP,Mito", help="comma-separated")
+    parser.add_argument("--phenotype-channel", default="Mito")
+    parser.add_argument("--second-channel", default=None, help="weaker second phenotype channel")
+    parser.add_argument("--second-strength", type=float, default=0.3)
+    parser.add_argument("--treated-fraction", type=float, default=0.5)
+    parser.add_argument("--image-size", type=int, default=96, help="pixels per side")
+    parser.add_argument("--dtype", choices=("uint8", "uint16", "float32"), default="uint16")
+    parser.add_argument("--plate-name", default="SynthPlate")
+    parser.add_argument("--ome-zarr-version", choices=("0.4", "0.5"), default="0.5")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("napari-dcmix synth: not implemented yet")
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PlateError(f"{out} is a file; expected an output folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise PlateError(f"{out} is not empty; choose an empty folder or pass --overwrite")
+    for name, value, low in (("--wells", args.wells, 1), ("--sites", args.sites, 1),
+                             ("--image-size", args.image_size, 16)):  # fmt: skip
+        if value < low:
+            raise PlateError(f"{name} must be at least {low}, got {value}")
+    if not 0.0 <= args.treated_fraction <= 1.0:
+        raise PlateError(f"--treated-fraction must be within 0..1, got {args.treated_fraction}")
+    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    plate = write_synthetic_plate(
+        out,
+        layout=args.layout,
+        n_wells=args.wells,
+        sites=args.sites,
+        channels=channels,
+        phenotype_channel=args.phenotype_channel,
+        second_channel=args.second_channel,
+        second_strength=args.second_strength,
+        image_size=args.image_size,
+        dtype=args.dtype,
+        seed=args.seed,
+        treated_fraction=args.treated_fraction,
+        plate_name=args.plate_name,
+        ome_zarr_version=args.ome_zarr_version,
+    )
+    n_treated = sum(v == "treated" for v in plate.labels.values())
+    strengths = ", ".join(f"{c}={s:g}" for c, s in plate.ground_truth.items() if s)
+    print(f"wrote {args.layout} plate {plate.name!r}: {plate.path}")
+    print(f"  {len(plate.labels)} wells ({n_treated} treated) x {args.sites} sites, "
+          f"channels {', '.join(plate.channels)}")  # fmt: skip
+    print(f"  phenotype: {strengths}")
+    print(f"  labels: {plate.labels_csv}")
+    print(f"  ground truth: {plate.labels_csv.parent / 'ground_truth.json'}")
+    return 0

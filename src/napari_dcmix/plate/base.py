@@ -1,0 +1,132 @@
+"""The Plate: one plate of wells x sites x channels, read one site at a time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_dcmix.errors import PlateError
+from napari_dcmix.plate.wells import WellNameError, normalise_well, sort_wells
+
+LAYOUTS = ("rxrx1", "imagexpress", "operetta", "ome-zarr", "tiff")
+
+
+class Plate:
+    """A plate on disk, opened from its metadata only.
+
+    Subclasses (one per layout) implement ``_read_site(well, site)`` returning ``(C, H, W)``.
+    ``read`` checks names, shape and dtype around it and is safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        layout: str,
+        path: Path,
+        sites: Mapping[str, Sequence[int]],
+        channels: Sequence[str],
+        image_shape: tuple[int, int],
+        dtype: np.dtype | str,
+        shape_source: str = "",
+    ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}")
+        self.name = name
+        self.layout = layout
+        self.path = Path(path)
+        by_well: dict[str, set[int]] = {}
+        for well, numbers in sites.items():
+            if len(numbers):
+                by_well.setdefault(normalise_well(well), set()).update(int(x) for x in numbers)
+        self.wells: list[str] = sort_wells(by_well)
+        self._sites: dict[str, list[int]] = {w: sorted(by_well[w]) for w in self.wells}
+        self.channels: list[str] = list(channels)
+        self.image_shape: tuple[int, int] = (int(image_shape[0]), int(image_shape[1]))
+        self.dtype: np.dtype = np.dtype(dtype)
+        # the file (or array) the plate's image shape was learnt from, named in shape errors
+        self._shape_source = shape_source
+
+    # --- metadata ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"Plate(name={self.name!r}, layout={self.layout!r}, wells={len(self.wells)}, "
+            f"sites={self.max_sites}, channels={self.channels}, "
+            f"image_shape={self.image_shape}, dtype={self.dtype})"
+        )
+
+    @property
+    def max_sites(self) -> int:
+        """Largest site number of any well (the site axis length of ``to_dask``)."""
+        return max((s[-1] for s in self._sites.values()), default=0)
+
+    def _well(self, well: str) -> str:
+        try:
+            name = normalise_well(well)
+        except WellNameError as exc:
+            raise PlateError(f"plate {self.name!r}: {exc}") from None
+        if name not in self._sites:
+            raise PlateError(f"plate {self.name!r} ({self.path}) has no well {well!r}")
+        return name
+
+    def sites(self, well: str) -> list[int]:
+        """1-based site numbers present in ``well``."""
+        return list(self._sites[self._well(well)])
+
+    def site_keys(self) -> list[tuple[str, int]]:
+        """Every ``(well, site)`` of the plate, row-major."""
+        return [(w, s) for w in self.wells for s in self._sites[w]]
+
+    # --- pixels -----------------------------------------------------------------------------
+    def read(self, well: str, site: int) -> np.ndarray:
+        """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order."""
+        name = self._well(well)
+        if int(site) not in self._sites[name]:
+            raise PlateError(
+                f"plate {self.name!r}: well {name} has no site {site} (sites {self._sites[name]})"
+            )
+        data = self._read_site(name, int(site))
+        expected = (len(self.channels), *self.image_shape)
+        if data.shape != expected:
+            raise PlateError(
+                f"plate {self.name!r}: well {name} site {site} has shape {data.shape}, "
+                f"expected {expected} like {self._shape_source or 'the first image'}"
+            )
+        if data.dtype != self.dtype:
+            data = data.astype(self.dtype, copy=False)
+        return data
+
+    def _read_site(self, well: str, site: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_dask(self):
+        """Lazy ``(n_wells, max_sites, C, H, W)`` dask array; missing sites are zeros.
+
+        One chunk per site; nothing is read until the chunk is computed.
+        """
+        import dask.array as da
+
+        n_sites = self.max_sites
+        c = len(self.channels)
+        h, w = self.image_shape
+        wells = list(self.wells)
+
+        def block(block_info=None) -> np.ndarray:
+            wi, si = block_info[None]["chunk-location"][:2]
+            well, site = wells[wi], si + 1
+            out = np.zeros((1, 1, c, h, w), dtype=self.dtype)
+            if site in self._sites[well]:
+                out[0, 0] = self.read(well, site)
+            return out
+
+        chunks = ((1,) * len(wells), (1,) * n_sites, (c,), (h,), (w,))
+        return da.map_blocks(
+            block,
+            dtype=self.dtype,
+            chunks=chunks,
+            meta=np.empty((0,) * 5, self.dtype),
+            name=f"plate-{self.layout}-{uuid.uuid4().hex}",
+        )

@@ -1,0 +1,142 @@
+"""OME-Zarr (OME-NGFF) HCS plates: v0.4 on Zarr v2 and v0.5 on Zarr v3.
+
+Wells come from the plate metadata, sites from each well's ``images`` (site n = the n-th
+image), channel names from the first image's ``omero.channels[].label`` (else ``ch1``...).
+Pixels are read from the full-resolution level (``datasets[0]``) one site at a time; t and z
+axes, when present, are read at index 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from napari_dcmix.errors import PlateError
+from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate.layouts import NotThisLayout
+from napari_dcmix.plate.wells import normalise_well
+
+LAYOUT = "ome-zarr"
+_MARKERS = ("zarr.json", ".zgroup", ".zattrs")
+
+
+def _ome(attrs: dict) -> dict:
+    return attrs.get("ome", attrs)
+
+
+class OmeZarrPlate(Plate):
+    """An OME-Zarr HCS plate, read lazily through zarr."""
+
+    def __init__(self, *, group, image_paths: dict[tuple[str, int], str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._group = group
+        self._image_paths = image_paths
+        self._arrays: dict[tuple[str, int], tuple] = {}
+        self._lock = threading.Lock()
+
+    def _array(self, well: str, site: int):
+        key = (well, site)
+        with self._lock:
+            if key not in self._arrays:
+                self._arrays[key] = _level0(self._group, self._image_paths[key], self.path)
+            return self._arrays[key]
+
+    def _read_site(self, well: str, site: int) -> np.ndarray:
+        array, axes, where = self._array(well, site)
+        index = tuple(slice(None) if a in "cyx" else 0 for a in axes)
+        try:
+            data = np.asarray(array[index])
+        except Exception as exc:
+            raise PlateError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
+        kept = [a for a in axes if a in "cyx"]
+        if "c" not in kept:
+            data, kept = data[None], ["c", *kept]
+        return np.moveaxis(data, kept.index("c"), 0)
+
+
+def _level0(group, image_path: str, root: Path):
+    where = f"{root}/{image_path}"
+    try:
+        image = group[image_path]
+        multiscales = _ome(dict(image.attrs))["multiscales"][0]
+        level = multiscales["datasets"][0]["path"]
+        array = image[level]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise PlateError(
+            f"{where} is not an OME-NGFF image (no multiscales datasets: {exc})"
+        ) from None
+    axes = [a["name"] if isinstance(a, dict) else a for a in multiscales.get("axes", [])]
+    if not axes:  # v0.1-0.3 images are 5-D tczyx
+        axes = list("tczyx"[-array.ndim :])
+    return array, "".join(axes), f"{where}/{level}"
+
+
+def _well_name(entry: dict, rows: list, cols: list) -> str:
+    try:
+        if "rowIndex" in entry and "columnIndex" in entry:
+            row = rows[entry["rowIndex"]]["name"]
+            col = cols[entry["columnIndex"]]["name"]
+        else:
+            row, col = entry["path"].split("/")[:2]
+        return normalise_well(f"{row}{col}")
+    except (KeyError, IndexError, ValueError, PlateError) as exc:
+        raise PlateError(f"OME-Zarr plate well entry {entry} is not a valid well: {exc}") from None
+
+
+def open_layout(path: Path) -> Plate:
+    """Open an OME-Zarr HCS plate; NotThisLayout if ``path`` is not a Zarr group."""
+    if not path.is_dir() or not any((path / m).is_file() for m in _MARKERS):
+        raise NotThisLayout("no zarr.json / .zgroup / .zattrs (not a Zarr group)")
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:
+        raise PlateError(f"cannot open Zarr group {path}: {type(exc).__name__}: {exc}") from None
+    attrs = _ome(dict(group.attrs))
+    if "plate" not in attrs:
+        what = "an OME-Zarr image, not a plate" if "multiscales" in attrs else "a Zarr group"
+        raise PlateError(
+            f"{path} is {what}: it has no OME-NGFF 'plate' metadata "
+            f"(attributes found: {', '.join(sorted(attrs)) or 'none'})"
+        )
+    meta = attrs["plate"]
+    rows, cols = meta.get("rows", []), meta.get("columns", [])
+    image_paths: dict[tuple[str, int], str] = {}
+    for entry in meta.get("wells", []):
+        well = _well_name(entry, rows, cols)
+        try:
+            well_attrs = _ome(dict(group[entry["path"]].attrs))
+            images = well_attrs["well"]["images"]
+        except KeyError:
+            raise PlateError(
+                f"{path}/{entry.get('path')}: well {well} has no OME-NGFF 'well' metadata"
+            ) from None
+        for site, image in enumerate(images, start=1):
+            image_paths[(well, site)] = f"{entry['path']}/{image['path']}"
+    if not image_paths:
+        raise PlateError(f"{path}: the OME-Zarr plate lists no wells with images")
+    first_key = min(image_paths)
+    array, axes, where = _level0(group, image_paths[first_key], path)
+    first_attrs = _ome(dict(group[image_paths[first_key]].attrs))
+    n_channels = array.shape[axes.index("c")] if "c" in axes else 1
+    labels = [ch.get("label") for ch in first_attrs.get("omero", {}).get("channels", [])]
+    if len(labels) != n_channels or not all(labels):
+        labels = [f"ch{i + 1}" for i in range(n_channels)]
+    sites: dict[str, list[int]] = {}
+    for well, site in image_paths:
+        sites.setdefault(well, []).append(site)
+    return OmeZarrPlate(
+        name=str(meta.get("name") or path.name.removesuffix(".zarr")),
+        layout=LAYOUT,
+        path=path,
+        sites=sites,
+        channels=labels,
+        image_shape=(array.shape[axes.index("y")], array.shape[axes.index("x")]),
+        dtype=array.dtype,
+        shape_source=where,
+        group=group,
+        image_paths=image_paths,
+    )

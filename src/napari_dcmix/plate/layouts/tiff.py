@@ -1,0 +1,124 @@
+"""Generic layout: a folder of multi-channel TIFFs named by well and site (``B02_s1.tif``).
+
+Each file holds one site as ``(C, H, W)`` (or ``(H, W)`` for one channel). A single-site
+plate may drop the site: ``B02.tif``. Channel names come from ``channels.txt`` (one per line),
+else from the OME-XML ``Channel Name`` of the first file, else ``ch1..chN``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from napari_dcmix.errors import PlateError
+from napari_dcmix.plate._io import image_header, read_image, sites_by_well
+from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate.layouts import NotThisLayout
+from napari_dcmix.plate.wells import normalise_well
+
+LAYOUT = "tiff"
+FILE_RE = re.compile(r"^([A-Za-z]{1,2}\d{1,3})(?:_s(\d+))?\.tiff?$", re.IGNORECASE)
+CHANNELS_FILE = "channels.txt"
+
+
+def site_filename(well: str, site: int) -> str:
+    """File name of one site in this layout."""
+    return f"{well}_s{site}.tif"
+
+
+def parse_filename(name: str) -> tuple[str, int] | None:
+    """``(well, site)`` of a file name in this layout, else None."""
+    match = FILE_RE.match(name)
+    if match is None:
+        return None
+    try:
+        well = normalise_well(match.group(1))
+    except PlateError:
+        return None
+    return well, int(match.group(2) or 1)
+
+
+class TiffFolderPlate(Plate):
+    """A folder with one multi-channel TIFF per site."""
+
+    def __init__(self, *, files: dict[tuple[str, int], Path], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._files = files
+
+    def _read_site(self, well: str, site: int) -> np.ndarray:
+        path = self._files[(well, site)]
+        data = _as_chw(read_image(path))
+        expected = (len(self.channels), *self.image_shape)
+        if data.shape != expected:
+            raise PlateError(
+                f"image {path} has shape {data.shape}, but {self._shape_source} has "
+                f"{expected}: all sites of a plate must have the same channels and size"
+            )
+        return data
+
+
+def _as_chw(data: np.ndarray) -> np.ndarray:
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4:  # RGB(A) samples
+        return np.moveaxis(data, -1, 0)
+    return data
+
+
+def _channel_names(folder: Path, first: Path, n: int) -> list[str]:
+    listing = folder / CHANNELS_FILE
+    if listing.is_file():
+        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        if len(names) != n:
+            raise PlateError(f"{listing} names {len(names)} channels but {first} has {n}")
+        return names
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(first) as tif:
+            xml = tif.ome_metadata or ""
+        names = re.findall(r"<Channel\b[^>]*\bName=\"([^\"]*)\"", xml)
+        if len(names) == n and all(names):
+            return names
+    except Exception:  # OME metadata is optional; the defaults below are fine
+        pass
+    return [f"ch{i + 1}" for i in range(n)]
+
+
+def open_layout(path: Path) -> Plate:
+    """Open a TIFF-per-site folder; NotThisLayout if no file is named like ``B02_s1.tif``."""
+    if not path.is_dir():
+        raise NotThisLayout("not a folder")
+    files: dict[tuple[str, int], Path] = {}
+    for entry in sorted(path.iterdir()):
+        key = parse_filename(entry.name) if entry.is_file() else None
+        if key is None:
+            continue
+        if key in files:
+            raise PlateError(
+                f"{path}: both {files[key].name} and {entry.name} are well {key[0]} site {key[1]}"
+            )
+        files[key] = entry
+    if not files:
+        raise NotThisLayout("no files named like B02_s1.tif in the folder")
+    first = files[min(files)]
+    shape, dtype = image_header(first)
+    if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
+        shape = (shape[2], shape[0], shape[1])
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise PlateError(f"{first} has shape {shape}; expected (C, H, W) or (H, W)")
+    return TiffFolderPlate(
+        name=path.name,
+        layout=LAYOUT,
+        path=path,
+        sites=sites_by_well(files),
+        channels=_channel_names(path, first, shape[0]),
+        image_shape=shape[1:],
+        dtype=dtype,
+        shape_source=f"{first} ({shape})",
+        files=files,
+    )

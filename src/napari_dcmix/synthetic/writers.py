@@ -1,0 +1,225 @@
+"""Write synthetic sites in each layout's exact on-disk naming scheme."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from napari_dcmix.errors import PlateError
+from napari_dcmix.plate.wells import row_letters, well_row_col
+
+RXRX1_CHANNELS = ("Hoechst", "ConA", "Phalloidin", "Syto14", "MitoTracker", "WGA")
+_RXRX1_ALIASES = {"dna": "Hoechst", "er": "ConA", "agp": "Phalloidin", "rna": "Syto14",
+                  "mito": "MitoTracker"}  # fmt: skip
+HARMONY_NS = "http://www.perkinelmer.com/PEHH/HarmonyV5"
+
+
+def layout_channels(layout: str, channels: Sequence[str]) -> list[str]:
+    """Channel names as the written plate will report them (RxRx1 fixes its stain names)."""
+    if layout != "rxrx1":
+        return list(channels)
+    out = []
+    for name in channels:
+        mapped = name if name in RXRX1_CHANNELS else _RXRX1_ALIASES.get(name.lower())
+        if mapped is None:
+            raise PlateError(
+                f"the rxrx1 layout names its channels {', '.join(RXRX1_CHANNELS)}; "
+                f"channel {name!r} is none of them (DNA, ER, AGP, RNA, Mito map onto them)"
+            )
+        out.append(mapped)
+    if len(set(out)) != len(out):
+        raise PlateError(f"channels {list(channels)} map onto the same RxRx1 stain twice")
+    return sorted(out, key=RXRX1_CHANNELS.index)
+
+
+class SiteWriter:
+    """Base: ``write_site(well, site, (C, H, W))`` for every site, then ``finish()``."""
+
+    def __init__(self, out_dir: Path, plate_name: str, channels: Sequence[str], sites: int,
+                 seed: int) -> None:  # fmt: skip
+        self.out_dir, self.plate_name, self.channels = Path(out_dir), plate_name, list(channels)
+        self.n_sites, self.seed = sites, seed
+        self.path = self.out_dir
+        self.name = plate_name  # what the opened Plate reports as its name
+
+    def write_site(self, well: str, site: int, data: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self, wells: Sequence[str]) -> None:
+        """Write the plate's metadata files once every site is written."""
+
+
+class TiffWriter(SiteWriter):
+    """``{plate}/{well}_s{site}.tif`` with ``(C, H, W)`` plus ``channels.txt``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.path = self.out_dir / self.plate_name
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_site(self, well, site, data):
+        import tifffile
+
+        tifffile.imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
+
+    def finish(self, wells):
+        (self.path / "channels.txt").write_text("\n".join(self.channels) + "\n")
+
+
+class RxRx1Writer(SiteWriter):
+    """``images/{experiment}/Plate1/{well}_s{site}_w{ch}.png`` (8-bit) plus ``metadata.csv``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.experiment = self.plate_name
+        self.name = f"{self.plate_name}_1"
+        self.path = self.out_dir / "images" / self.experiment / "Plate1"
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.rows: list[str] = []
+
+    def write_site(self, well, site, data):
+        from PIL import Image
+
+        for name, img in zip(self.channels, data, strict=True):
+            w = RXRX1_CHANNELS.index(name) + 1
+            Image.fromarray(np.ascontiguousarray(img, np.uint8)).save(
+                self.path / f"{well}_s{site}_w{w}.png", compress_level=1
+            )
+        exp = self.experiment
+        self.rows.append(f"{exp}_1_{well}_{site},{exp}_1_{well},{exp},1,{well},{site}")
+
+    def finish(self, wells):
+        header = "site_id,well_id,experiment,plate,well,site"
+        (self.out_dir / "metadata.csv").write_text("\n".join([header, *self.rows]) + "\n")
+
+
+class ImageXpressWriter(SiteWriter):
+    """``{plate}/TimePoint_1/{plate}_{well}_s{site}_w{ch}{GUID}.tif`` plus a ``.HTD`` file.
+
+    Single-site plates omit ``_s{site}``, as MetaXpress does; a thumbnail is written too.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.path = self.out_dir / self.plate_name
+        (self.path / "TimePoint_1").mkdir(parents=True, exist_ok=True)
+        self.rng = np.random.default_rng([self.seed, 4242])
+
+    def write_site(self, well, site, data):
+        import tifffile
+
+        site_part = f"_s{site}" if self.n_sites > 1 else ""
+        for c, img in enumerate(data, start=1):
+            guid = str(uuid.UUID(bytes=self.rng.bytes(16))).upper()
+            name = f"{self.plate_name}_{well}{site_part}_w{c}{guid}.tif"
+            tifffile.imwrite(self.path / "TimePoint_1" / name, img)
+            if well == "A01" and site == 1:
+                thumb = f"{self.plate_name}_{well}{site_part}_w{c}_thumb{guid}.tif"
+                tifffile.imwrite(self.path / "TimePoint_1" / thumb, img[::4, ::4])
+
+    def finish(self, wells):
+        rows = max(well_row_col(w)[0] for w in wells) + 1
+        cols = max(well_row_col(w)[1] for w in wells)
+        lines = ['"HTSInfoFile", Version 1.0', f'"Description", "{self.plate_name}"',
+                 '"TimePoints", 1', f'"XWells", {cols}', f'"YWells", {rows}',
+                 f'"XSites", {self.n_sites}', '"YSites", 1', '"Waves", TRUE',
+                 f'"NWavelengths", {len(self.channels)}']  # fmt: skip
+        lines += [f'"WaveName{i}", "{n}"' for i, n in enumerate(self.channels, start=1)]
+        lines.append('"EndFile"')
+        (self.path / f"{self.plate_name}.HTD").write_text("\r\n".join(lines) + "\r\n")
+
+
+class OperettaWriter(SiteWriter):
+    """``{plate}/Images/rXXcXXfXXp01-chXsk1fk1fl1.tiff`` plus ``Images/Index.idx.xml``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.path = self.out_dir / self.plate_name
+        (self.path / "Images").mkdir(parents=True, exist_ok=True)
+        self.entries: list[str] = []
+
+    def write_site(self, well, site, data):
+        import tifffile
+
+        row, col = well_row_col(well)
+        for c, img in enumerate(data, start=1):
+            url = f"r{row + 1:02d}c{col:02d}f{site:02d}p01-ch{c}sk1fk1fl1.tiff"
+            tifffile.imwrite(self.path / "Images" / url, img)
+            self.entries.append(
+                f"<Image><id>{row + 1:02d}{col:02d}K1F{site}P1R{c}</id><URL>{url}</URL>"
+                f"<Row>{row + 1}</Row><Col>{col}</Col><FieldID>{site}</FieldID>"
+                f"<PlaneID>1</PlaneID><TimepointID>0</TimepointID><ChannelID>{c}</ChannelID>"
+                f"<ChannelName>{escape(self.channels[c - 1])}</ChannelName>"
+                f"<ImageSizeX>{img.shape[1]}</ImageSizeX><ImageSizeY>{img.shape[0]}</ImageSizeY>"
+                "</Image>"
+            )
+
+    def finish(self, wells):
+        xml = (
+            f'<?xml version="1.0" encoding="utf-8"?>\n<EvaluationInputData xmlns="{HARMONY_NS}" '
+            'Version="1">\n<User>dcmix</User>\n'
+            f"<Plates><Plate><PlateID>{escape(self.plate_name)}</PlateID>"
+            f"<Name>{escape(self.plate_name)}</Name></Plate></Plates>\n"
+            "<Images>\n" + "\n".join(self.entries) + "\n</Images>\n</EvaluationInputData>\n"
+        )
+        (self.path / "Images" / "Index.idx.xml").write_text(xml, encoding="utf-8")
+
+
+class OmeZarrWriter(SiteWriter):
+    """``{plate}.zarr`` HCS plate via ``ome_zarr.writer`` (v0.5 Zarr v3, or v0.4 Zarr v2)."""
+
+    version = "0.5"
+
+    def __init__(self, *args, **kwargs):
+        import zarr
+        from ome_zarr.format import FormatV04, FormatV05
+
+        super().__init__(*args, **kwargs)
+        self.fmt = FormatV05() if self.version == "0.5" else FormatV04()
+        self.path = self.out_dir / f"{self.plate_name}.zarr"
+        zarr_format = 3 if self.version == "0.5" else 2
+        self.root = zarr.open_group(str(self.path), mode="w", zarr_format=zarr_format)
+
+    def write_site(self, well, site, data):
+        from ome_zarr.writer import write_image
+
+        row, col = well_row_col(well)
+        group = self.root.require_group(row_letters(row)).require_group(str(col))
+        image = group.require_group(str(site - 1))
+        top = float(np.iinfo(data.dtype).max) if data.dtype.kind in "ui" else 1.0
+        omero = {"channels": [
+            {"label": n, "color": "FFFFFF", "active": True,
+             "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
+            for n in self.channels
+        ]}  # fmt: skip
+        write_image(data, image, scale_factors=[], axes="cyx", fmt=self.fmt, omero=omero,
+                    storage_options={"chunks": data.shape})  # fmt: skip
+
+    def finish(self, wells):
+        from ome_zarr.writer import write_plate_metadata, write_well_metadata
+
+        rows = sorted({w[:-2] for w in wells}, key=lambda r: well_row_col(r + "01")[0])
+        cols = sorted({str(well_row_col(w)[1]) for w in wells}, key=int)
+        paths = [f"{w[:-2]}/{well_row_col(w)[1]}" for w in wells]
+        write_plate_metadata(self.root, rows, cols, paths, fmt=self.fmt,
+                             field_count=self.n_sites, name=self.plate_name)  # fmt: skip
+        for p in paths:
+            images = [str(s) for s in range(self.n_sites)]
+            write_well_metadata(self.root[p], images, fmt=self.fmt)
+
+
+class OmeZarrV04Writer(OmeZarrWriter):
+    version = "0.4"
+
+
+WRITERS: dict[str, type[SiteWriter]] = {
+    "tiff": TiffWriter,
+    "rxrx1": RxRx1Writer,
+    "imagexpress": ImageXpressWriter,
+    "operetta": OperettaWriter,
+    "ome-zarr": OmeZarrWriter,
+}
