@@ -1,0 +1,196 @@
+"""Prediction overlays and annotation styling on the plate mosaic (napari Shapes layers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_dcmix._napari.colors import class_colors
+from napari_dcmix._napari.layers import GEOMETRY_KEY, PLATE_KEY, ROLE_KEY, text_size
+from napari_dcmix.plate.mosaic import MosaicGeometry, site_rectangles, well_rectangles
+
+WELL_LAYER = "predictions (wells)"
+SITE_LAYER = "predictions (sites)"
+UNLABELLED_EDGE = (0.5, 0.5, 0.5, 1.0)
+
+
+def _fill(color: tuple, confidence: float) -> tuple:
+    # confidence drives opacity: an unsure call is a faint tint, a sure one a clear one
+    return (*color[:3], 0.10 + 0.45 * float(np.clip(confidence, 0.0, 1.0)))
+
+
+def well_prediction_features(predictions: Any, plate_name: str) -> dict[str, list]:
+    """One row per predicted well: plate, well, prediction, confidence, n_sites, p_<class>."""
+    wells = predictions.wells()
+    out: dict[str, list] = {
+        "plate": [plate_name] * len(wells),
+        "well": [w.well for w in wells],
+        "prediction": [w.prediction for w in wells],
+        "confidence": [round(float(w.confidence), 4) for w in wells],
+        "n_sites": [int(w.n_sites) for w in wells],
+    }
+    for i, name in enumerate(predictions.class_names):
+        out[f"p_{name}"] = [round(float(w.probs[i]), 4) for w in wells]
+    return out
+
+
+def well_overlay_data(
+    predictions: Any, plate: Any, geometry: MosaicGeometry
+) -> tuple[list, dict, str]:
+    """Well rectangles coloured by predicted class, opacity by confidence, text "class 0.93"."""
+    rects = dict(well_rectangles(plate, geometry))
+    features = well_prediction_features(predictions, plate.name)
+    colors = class_colors(list(predictions.class_names))
+    classes, confs = features["prediction"], features["confidence"]
+    return (
+        [np.asarray(rects[w]) for w in features["well"]],
+        {
+            "name": WELL_LAYER,
+            "shape_type": "rectangle",
+            "features": features,
+            "face_color": [_fill(colors[c], p) for c, p in zip(classes, confs, strict=True)],
+            "edge_color": [colors[c] for c in classes],
+            "edge_width": max(1.0, geometry.gutter / 4),
+            "text": {
+                "string": "{prediction} {confidence:.2f}",
+                "anchor": "center",
+                "size": text_size(geometry, chars=16),
+                "scaling": True,
+                "color": "white",
+            },
+            "metadata": {
+                PLATE_KEY: plate,
+                GEOMETRY_KEY: geometry,
+                ROLE_KEY: "well-predictions",
+                "class_colors": colors,
+            },
+        },
+        "shapes",
+    )
+
+
+def placeholder_overlays(plate: Any, geometry: MosaicGeometry) -> list[tuple[list, dict, str]]:
+    """Empty (invisible) prediction overlays, made when a plate opens: the first prediction
+    then only updates them in place instead of building new layers in the middle of the job."""
+    rects = well_rectangles(plate, geometry)
+    sites = site_rectangles(plate, geometry)
+    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry}
+    clear = "transparent"
+    wells = {
+        "name": WELL_LAYER,
+        "shape_type": "rectangle",
+        "features": {"well": [w for w, _ in rects], "prediction": [" "] * len(rects)},
+        "face_color": clear,
+        "edge_color": clear,
+        "edge_width": max(1.0, geometry.gutter / 4),
+        "text": {"string": "{prediction}", "size": text_size(geometry, chars=16), "scaling": True},
+        "metadata": {**meta, ROLE_KEY: "well-predictions"},
+    }
+    site = {
+        "name": SITE_LAYER,
+        "shape_type": "rectangle",
+        "features": {"well": [w for w, _, _ in sites], "site": [s for _, s, _ in sites]},
+        "face_color": clear,
+        "edge_width": 0,
+        "visible": False,
+        "metadata": {**meta, ROLE_KEY: "site-predictions"},
+    }
+    return [
+        ([np.asarray(r) for _, r in rects], wells, "shapes"),
+        ([np.asarray(r) for _, _, r in sites], site, "shapes"),
+    ]
+
+
+def site_overlay_data(
+    predictions: Any, plate: Any, geometry: MosaicGeometry
+) -> tuple[list, dict, str]:
+    """Site rectangles coloured by each site's predicted class, opacity by its confidence."""
+    rects = {(w, s): r for w, s, r in site_rectangles(plate, geometry)}
+    names = list(predictions.class_names)
+    colors = class_colors(names)
+    rows: dict[str, list] = {k: [] for k in ("plate", "well", "site", "prediction", "confidence")}
+    data, faces = [], []
+    for pred in predictions.sites:
+        well, site = pred.well, pred.site
+        probs = np.asarray(pred.probs, dtype=float)
+        k = int(np.argmax(probs))
+        rows["plate"].append(plate.name)
+        rows["well"].append(well)
+        rows["site"].append(int(site))
+        rows["prediction"].append(names[k])
+        rows["confidence"].append(round(float(probs[k]), 4))
+        data.append(np.asarray(rects[(well, int(site))]))
+        faces.append(_fill(colors[names[k]], float(probs[k])))
+    return (
+        data,
+        {
+            "name": SITE_LAYER,
+            "shape_type": "rectangle",
+            "features": rows,
+            "face_color": faces or "transparent",
+            "edge_width": 0,
+            "visible": False,
+            "metadata": {PLATE_KEY: plate, GEOMETRY_KEY: geometry, ROLE_KEY: "site-predictions"},
+        },
+        "shapes",
+    )
+
+
+def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -> Any:
+    """Add the overlay, or update the layer of the same name in place (much cheaper)."""
+    shapes, kwargs, _ = data
+    name = kwargs["name"]
+    old = next((layer for layer in viewer.layers if layer.name == name), None)
+    if (
+        old is not None
+        and old.metadata.get(PLATE_KEY) is kwargs["metadata"][PLATE_KEY]
+        and len(old.data) == len(shapes)
+        and len(shapes) > 0
+    ):
+        old.metadata.update(kwargs["metadata"])
+        old.features = kwargs["features"]
+        old.face_color = kwargs["face_color"]
+        if "edge_color" in kwargs:
+            old.edge_color = kwargs["edge_color"]
+        if "text" in kwargs:
+            old.text = kwargs["text"]
+        old.refresh()
+        return old
+    if old is not None:
+        viewer.layers.remove(old)
+    layer = viewer.add_shapes(shapes, **kwargs)
+    if above is not None and above in viewer.layers:
+        # keep the wells layer on top so it stays selectable for annotation
+        viewer.layers.move(viewer.layers.index(above), len(viewer.layers))
+    return layer
+
+
+def legend_html(class_names: list[str]) -> str:
+    """A colour -> class legend for a QLabel."""
+    colors = class_colors(list(class_names))
+    items = []
+    for name, (r, g, b, _a) in colors.items():
+        hex_ = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+        items.append(f'<span style="color:{hex_}">&#9632;</span> {name}')
+    return " &nbsp; ".join(items)
+
+
+def style_annotations(wells_layer: Any, annotations: dict[str, str], classes: list[str]) -> None:
+    """Show annotations on the wells layer: outline in the class colour, "B02 treated" text."""
+    colors = class_colors(list(classes))
+    wells = list(wells_layer.features["well"])
+    labels = [annotations.get(w, "") for w in wells]
+    wells_layer.features["label"] = labels
+    wells_layer.edge_color = [
+        colors.get(lab, UNLABELLED_EDGE) if lab else UNLABELLED_EDGE for lab in labels
+    ]
+    wells_layer.text = {
+        "string": "{well} {label}",
+        "anchor": "upper_left",
+        "size": wells_layer.text.size,
+        "scaling": True,
+        "color": "white",
+        "translation": wells_layer.text.translation,
+    }
+    wells_layer.refresh()

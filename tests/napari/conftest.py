@@ -1,0 +1,78 @@
+"""Fixtures for the napari layer: a small synthetic plate, small models, a docked widget."""
+
+from __future__ import annotations
+
+import pytest
+
+PHENOTYPE = "Mito"
+
+
+@pytest.fixture(scope="session")
+def synth_plate(tmp_path_factory):
+    """12 wells x 2 sites x 64 px, phenotype in Mito (written once per session)."""
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    root = tmp_path_factory.mktemp("plate")
+    return write_synthetic_plate(
+        root / "plate", n_wells=12, sites=2, image_size=64, seed=0, phenotype_channel=PHENOTYPE
+    )
+
+
+@pytest.fixture
+def small_model(synth_plate):
+    """An untrained DCMIX model for the plate's channels (64 px input: quick on the CPU)."""
+    from napari_dcmix.model import build_model
+
+    return build_model(synth_plate.channels, ["control", "treated"], input_size=64, seed=0)
+
+
+@pytest.fixture
+def notifications():
+    """Messages shown through napari's notification manager during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def record(event) -> None:
+        seen.append(str(getattr(event, "message", event)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer(show=True)
+
+
+@pytest.fixture
+def widget(viewer, qtbot, synth_plate, small_model):
+    """The DCMIX widget and chart docked, the synthetic plate open, the small model loaded."""
+    from napari_dcmix._napari.widget import DcmixWidget
+
+    w = DcmixWidget(viewer)
+    viewer.window.add_dock_widget(w, name="DCMIX", area="right")
+    w.show_chart()
+    assert w.open_plate(synth_plate.path)
+    assert w.load_model(small_model)
+    w.warm_thread.join(60)
+    qtbot.wait(50)
+    viewer.reset_view()
+    return w
+
+
+@pytest.fixture
+def wait_for(qtbot, widget):
+    """``wait_for(job)``: wait until the job has finished and the widget is idle again."""
+
+    def wait(job, timeout: int = 60_000) -> None:
+        assert job is not None
+        qtbot.waitUntil(lambda: not job.is_running and widget.job is None, timeout=timeout)
+
+    return wait
+
+
+@pytest.fixture
+def phenotype() -> str:
+    return PHENOTYPE
