@@ -1,13 +1,57 @@
-"""`napari-dcmix predict` (placeholder until its issue lands)."""
+"""`napari-dcmix predict`: predict plates with a model and write one CSV."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("plate", nargs="+", help="plate folder(s) or file(s)")
+    parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--read-threads", type=int, default=2)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("napari-dcmix predict: not implemented yet")
+    from napari_dcmix.errors import CheckpointError
+    from napari_dcmix.model import (
+        default_model_path,
+        load_model,
+        predict_plate,
+        write_predictions_csv,
+    )
+    from napari_dcmix.plate import open_plate
+
+    if args.model is None and not default_model_path().is_file():
+        raise CheckpointError(
+            f"no --model given and the shipped default model {default_model_path()} is "
+            "missing; pass --model MODEL"
+        )
+    model = load_model(args.model or default_model_path())
+    plates = [open_plate(p) for p in args.plate]
+    results = []
+    for plate in plates:
+        gen = predict_plate(model, plate, device=args.device, batch_size=args.batch_size,
+                            read_threads=args.read_threads)  # fmt: skip
+        last = -1
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                results.append(stop.value)
+                break
+            pct = 100 * progress.done // max(1, progress.total)
+            if not args.quiet and (pct // 10 != last or progress.done == progress.total):
+                last = pct // 10
+                print(f"{plate.name}: {progress.done}/{progress.total} sites on {progress.device}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    out = write_predictions_csv(results, Path(args.out))
+    n_wells = sum(len(r.wells()) for r in results)
+    print(f"wrote {out}: {sum(len(r.sites) for r in results)} sites, {n_wells} wells "
+          f"(device {results[-1].device})")  # fmt: skip
+    return 0

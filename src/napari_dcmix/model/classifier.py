@@ -1,0 +1,160 @@
+"""DcmixClassifier = normalisation metadata + channel mixing + backbone + class head."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from napari_dcmix.errors import ModelError
+from napari_dcmix.model.backbones import BACKBONES, build_backbone
+from napari_dcmix.model.mixing import MODES, ChannelMixing
+from napari_dcmix.plate.normalise import ChannelStats
+
+
+def _check_names(kind: str, names: Sequence[str], minimum: int) -> list[str]:
+    out = [str(n) for n in names]
+    if len(out) < minimum:
+        raise ModelError(f"{kind}: expected at least {minimum}, found {len(out)} ({out})")
+    dupes = sorted({n for n in out if out.count(n) > 1})
+    if dupes:
+        raise ModelError(f"{kind}: names must be unique, found duplicates {dupes}")
+    return out
+
+
+class DcmixClassifier(nn.Module):
+    """(B, C, H, W) normalised images -> (B, n_classes) logits."""
+
+    def __init__(
+        self,
+        mixing: ChannelMixing,
+        backbone: nn.Module,
+        head: nn.Module,
+        channel_names: Sequence[str],
+        class_names: Sequence[str],
+        backbone_name: str,
+        input_size: int,
+        normalisation: ChannelStats | None = None,
+        training_info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.mixing = mixing
+        self.backbone = backbone
+        self.head = head
+        self.channel_names = list(channel_names)
+        self.class_names = list(class_names)
+        self.backbone_name = backbone_name
+        self.input_size = int(input_size)
+        self.normalisation = normalisation
+        self.training_info: dict[str, Any] = dict(training_info or {})
+
+    @property
+    def k(self) -> int:
+        return self.mixing.k
+
+    @property
+    def mode(self) -> str:
+        return self.mixing.mode
+
+    @property
+    def temperature(self) -> float:
+        return self.mixing.temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(self.mixing(x)))
+
+    def channel_importance(self) -> dict[str, float]:
+        """Non-negative weight per channel, summing to 1 (effective weights for "over")."""
+        with torch.no_grad():
+            imp = self.mixing.importance().detach().cpu().double().tolist()
+        return dict(zip(self.channel_names, imp, strict=False))
+
+    def config(self) -> dict[str, Any]:
+        """Architecture metadata (plain containers) sufficient to rebuild the model."""
+        return {
+            "channel_names": list(self.channel_names),
+            "class_names": list(self.class_names),
+            "backbone": self.backbone_name,
+            "k": self.k,
+            "mode": self.mode,
+            "temperature": self.temperature,
+            "input_size": self.input_size,
+        }
+
+    def adapted(
+        self,
+        channel_names: Sequence[str],
+        class_names: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> DcmixClassifier:
+        """Copy with a fresh mixing layer for ``channel_names`` (and a fresh head when the class
+        names differ); the backbone is kept: the transfer path to plates with other stains."""
+        channel_names = _check_names("channel names", channel_names, 1)
+        new = copy.deepcopy(self)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            new.mixing = ChannelMixing(len(channel_names), self.k, self.mode, self.temperature)
+            if class_names is not None and list(class_names) != self.class_names:
+                class_names = _check_names("class names", class_names, 2)
+                new.head = nn.Linear(self.backbone.out_features, len(class_names))
+                new.class_names = list(class_names)
+        new.mixing.to(next(self.parameters()).device)
+        new.head.to(next(self.parameters()).device)
+        new.channel_names = channel_names
+        new.normalisation = None
+        new.training_info = {"adapted_from": dict(self.training_info)}
+        return new
+
+    def with_classes(self, class_names: Sequence[str], seed: int = 0) -> DcmixClassifier:
+        """Copy with a fresh class head (mixing and backbone kept)."""
+        class_names = _check_names("class names", class_names, 2)
+        new = copy.deepcopy(self)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            new.head = nn.Linear(self.backbone.out_features, len(class_names))
+        new.head.to(next(self.parameters()).device)
+        new.class_names = class_names
+        return new
+
+
+def build_model(
+    channel_names: Sequence[str],
+    class_names: Sequence[str],
+    backbone: str = "small_cnn",
+    k: int = 3,
+    mode: str = "softmax",
+    temperature: float = 1.0,
+    input_size: int = 128,
+    seed: int = 0,
+    pretrained_path: str | Path | None = None,
+    download: bool = False,
+) -> DcmixClassifier:
+    """A freshly initialised DCMIX classifier (deterministic for ``seed``; the global torch RNG
+    is left as it was). ImageNet weights only with ``pretrained_path`` or ``download=True``."""
+    channel_names = _check_names("channel names", channel_names, 1)
+    class_names = _check_names("class names", class_names, 2)
+    if backbone not in BACKBONES:
+        raise ModelError(f"backbone: expected one of {BACKBONES}, found {backbone!r}")
+    if mode not in MODES:
+        raise ModelError(f"mixing mode: expected one of {MODES}, found {mode!r}")
+    if int(input_size) < 8:
+        raise ModelError(f"input size: expected >= 8 pixels, found {input_size}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mixing = ChannelMixing(len(channel_names), k=k, mode=mode, temperature=temperature)
+        net = build_backbone(backbone, k, pretrained_path=pretrained_path, download=download)
+        head = nn.Linear(net.out_features, len(class_names))
+    return DcmixClassifier(
+        mixing,
+        net,
+        head,
+        channel_names=channel_names,
+        class_names=class_names,
+        backbone_name=backbone,
+        input_size=input_size,
+        training_info={"init_seed": int(seed)},
+    )

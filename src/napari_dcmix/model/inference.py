@@ -1,0 +1,328 @@
+"""Batched prediction on arrays and streamed prediction over whole plates.
+
+``predict_plate`` streams: a thread pool reads, decodes, resizes and normalises sites (the same
+``preprocess`` as training) in a bounded window ahead of the forward pass, so memory stays
+bounded whatever the plate size, and reading overlaps compute (torch releases the GIL). On CUDA
+it uses autocast and pinned-memory non-blocking transfers; a CUDA out-of-memory error retries
+with half the batch, and at batch size 1 falls back to the CPU with a warning. The device
+actually used is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import warnings
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_dcmix.errors import ModelError, PlateError
+from napari_dcmix.model.classifier import DcmixClassifier
+from napari_dcmix.model.data import normalise_well, preprocess, site_name
+from napari_dcmix.model.device import resolve_device
+
+__all__ = [
+    "PlatePredictions",
+    "PredictProgress",
+    "SitePrediction",
+    "WellPrediction",
+    "predict_arrays",
+    "predict_plate",
+    "resolve_device",
+]
+
+
+@dataclass
+class PredictProgress:
+    done: int
+    total: int
+    device: str
+
+
+@dataclass
+class SitePrediction:
+    well: str
+    site: int
+    probs: np.ndarray  # (n_classes,) float64
+
+
+@dataclass
+class WellPrediction:
+    well: str
+    probs: np.ndarray  # mean of the site probabilities
+    n_sites: int
+    prediction: str
+    confidence: float
+
+
+@dataclass
+class PlatePredictions:
+    plate_name: str
+    class_names: list[str]
+    device: str
+    sites: list[SitePrediction] = field(default_factory=list)
+
+    def wells(self) -> list[WellPrediction]:
+        groups: dict[str, list[np.ndarray]] = {}
+        for s in self.sites:
+            groups.setdefault(s.well, []).append(s.probs)
+        out = []
+        for well, probs in groups.items():
+            mean = np.mean(np.stack(probs), axis=0)
+            best = int(np.argmax(mean))
+            out.append(
+                WellPrediction(well, mean, len(probs), self.class_names[best], float(mean[best]))
+            )
+        return out
+
+    def columns(self) -> list[str]:
+        return ["plate", "well", "site", "level", "prediction", "confidence"] + [
+            f"p_{c}" for c in self.class_names
+        ]
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Site rows (level "site"), then one aggregate row per well (level "well", site "")."""
+        rows: list[dict[str, Any]] = []
+
+        def row(well: str, site: Any, level: str, probs: np.ndarray) -> dict[str, Any]:
+            best = int(np.argmax(probs))
+            r = {
+                "plate": self.plate_name,
+                "well": well,
+                "site": site,
+                "level": level,
+                "prediction": self.class_names[best],
+                "confidence": float(probs[best]),
+            }
+            r.update({f"p_{c}": float(p) for c, p in zip(self.class_names, probs, strict=False)})
+            return r
+
+        rows += [row(s.well, s.site, "site", s.probs) for s in self.sites]
+        rows += [row(w.well, "", "well", w.probs) for w in self.wells()]
+        return rows
+
+    def write_csv(self, path: str | Path) -> Path:
+        return write_predictions_csv([self], path)
+
+
+def write_predictions_csv(predictions: Sequence[PlatePredictions], path: str | Path) -> Path:
+    """One CSV for several plates (they must share class names)."""
+    path = Path(path)
+    if not predictions:
+        raise ModelError("no predictions to write")
+    columns = predictions[0].columns()
+    for p in predictions[1:]:
+        if p.columns() != columns:
+            raise ModelError(f"plate {p.plate_name!r}: classes differ, cannot share one CSV")
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for p in predictions:
+            for r in p.to_rows():
+                writer.writerow(
+                    {k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()}
+                )
+    return path
+
+
+def _model_on(model: DcmixClassifier, device: torch.device) -> DcmixClassifier:
+    current = next(model.parameters()).device
+    net = model if current == device else copy.deepcopy(model).to(device)
+    return net
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class _Runner:
+    """Forward passes with CUDA OOM handling (half batch, then CPU fallback)."""
+
+    def __init__(self, model: DcmixClassifier, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+        self.net = _model_on(model, device)
+        self.max_batch: int | None = None
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(batch)
+        if self.device.type == "cuda":
+            t = t.pin_memory().to(self.device, non_blocking=True)
+            ctx: Any = torch.autocast(device_type="cuda", dtype=torch.float16)
+        else:
+            t = t.to(self.device)
+            ctx = contextlib.nullcontext()
+        with torch.inference_mode(), ctx:
+            logits = self.net(t)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        size = self.max_batch or len(batch)
+        while True:
+            try:
+                return np.concatenate(
+                    [self._forward(batch[i : i + size]) for i in range(0, len(batch), size)]
+                )
+            except Exception as exc:
+                if self.device.type != "cuda" or not _is_oom(exc):
+                    raise
+                torch.cuda.empty_cache()
+                if size > 1:
+                    size = max(1, size // 2)
+                    self.max_batch = size
+                    continue
+                warnings.warn(
+                    f"CUDA ran out of memory even with batch size 1 on {self.device}; "
+                    "falling back to the CPU",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self.device = torch.device("cpu")
+                self.net = _model_on(self.model, self.device)
+                self.max_batch = None
+                size = len(batch)
+
+
+@contextlib.contextmanager
+def _eval(model: torch.nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def predict_arrays(
+    model: DcmixClassifier,
+    x: np.ndarray,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Raw images x (N, C, H, W) -> class probabilities (N, n_classes), float64. Applies the same
+    preprocessing as training (area resize to the input size, stored normalisation)."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != len(model.channel_names):
+        raise ModelError(
+            f"expected images (N, {len(model.channel_names)}, H, W) for channels "
+            f"{model.channel_names}, found shape {x.shape}"
+        )
+    runner = _Runner(model, resolve_device(device))
+    out = []
+    with _eval(model), _eval(runner.net):
+        for i in range(0, len(x), batch_size):
+            batch = np.stack(
+                [
+                    preprocess(img, model.input_size, model.normalisation, f"image {i + j}")
+                    for j, img in enumerate(x[i : i + batch_size])
+                ]
+            )
+            out.append(runner(batch))
+    if not out:
+        return np.zeros((0, len(model.class_names)))
+    return np.concatenate(out)
+
+
+def check_channels(model: DcmixClassifier, plate: Any) -> None:
+    if list(model.channel_names) != list(plate.channels):
+        raise ModelError(
+            f"the model's channels {list(model.channel_names)} differ from plate "
+            f"{getattr(plate, 'name', '?')!r} channels {list(plate.channels)}; fine-tune it "
+            "with a fresh mixing layer for these channels"
+        )
+
+
+def predict_plate(
+    model: DcmixClassifier,
+    plate: Any,
+    device: str | torch.device = "auto",
+    batch_size: int = 32,
+    wells: Sequence[str] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    read_threads: int = 2,
+) -> Generator[PredictProgress, None, PlatePredictions]:
+    """Stream a plate's sites through the model; yields progress after each batch, returns the
+    predictions (partial when ``should_stop()`` became true)."""
+    check_channels(model, plate)
+    if batch_size < 1:
+        raise ModelError(f"batch size: expected >= 1, found {batch_size}")
+    if wells is None:
+        well_list = list(plate.wells)
+    else:
+        well_list = [normalise_well(w) for w in wells]
+        missing = [w for w in well_list if w not in set(plate.wells)]
+        if missing:
+            raise PlateError(f"plate {plate.name!r} lacks well(s): {', '.join(missing)}")
+    keys = [(w, int(s)) for w in well_list for s in plate.sites(w)]
+    runner = _Runner(model, resolve_device(device))
+    result = PlatePredictions(plate.name, list(model.class_names), str(runner.device))
+    total = len(keys)
+
+    def load(key: tuple[str, int]) -> np.ndarray:
+        well, site = key
+        return preprocess(
+            plate.read(well, site),
+            model.input_size,
+            model.normalisation,
+            site_name(plate, well, site),
+        )
+
+    threads = max(1, int(read_threads))
+    window = max(2 * batch_size, batch_size + 2 * threads)
+    pending: deque[tuple[tuple[str, int], Future]] = deque()
+    next_key = 0
+    done = 0
+    with (
+        ThreadPoolExecutor(threads, thread_name_prefix="dcmix-read") as pool,
+        _eval(model),
+        _eval(runner.net),
+    ):
+        try:
+            while done < total:
+                while next_key < total and len(pending) < window:
+                    pending.append((keys[next_key], pool.submit(load, keys[next_key])))
+                    next_key += 1
+                if should_stop is not None and should_stop():
+                    break
+                n = min(batch_size, len(pending))
+                batch_keys = [pending[i][0] for i in range(n)]
+                arrays = [pending.popleft()[1].result() for _ in range(n)]
+                # Refill before the forward pass so reading overlaps compute.
+                while next_key < total and len(pending) < window:
+                    pending.append((keys[next_key], pool.submit(load, keys[next_key])))
+                    next_key += 1
+                probs = runner(np.stack(arrays))
+                del arrays
+                for (well, site), p in zip(batch_keys, probs, strict=False):
+                    result.sites.append(SitePrediction(well, site, p))
+                done += n
+                result.device = str(runner.device)
+                yield PredictProgress(done, total, str(runner.device))
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+    result.device = str(runner.device)
+    return result
+
+
+def predict_plate_all(model: DcmixClassifier, plate: Any, **kwargs: Any) -> PlatePredictions:
+    """Run ``predict_plate`` to the end (no progress)."""
+    gen = predict_plate(model, plate, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

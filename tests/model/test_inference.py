@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_dcmix.errors import ModelError, PlateError
+from napari_dcmix.model import (
+    build_model,
+    predict_arrays,
+    predict_plate,
+    predict_plate_all,
+    resolve_device,
+)
+from napari_dcmix.plate.normalise import estimate_channel_stats
+
+CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
+
+
+@pytest.fixture
+def model(array_plate):
+    plate, _ = array_plate
+    m = build_model(CHANNELS, ["control", "treated"], input_size=24, seed=1)
+    with torch.no_grad():
+        m.mixing.logits.normal_(generator=torch.Generator().manual_seed(0))
+        m.head.bias.copy_(torch.tensor([0.3, -0.2]))
+    m.normalisation = estimate_channel_stats(plate)
+    return m.eval()
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            resolve_device("cuda:1")
+    with pytest.raises(ModelError, match="expected auto"):
+        resolve_device("tpu")
+
+
+def test_streaming_equals_one_batch_and_many_batches(array_plate, model) -> None:
+    plate, _ = array_plate
+    images = np.stack([plate.read(w, s) for w, s in plate.site_keys()])
+    one = predict_arrays(model, images, batch_size=len(images), device="cpu")
+    many = predict_arrays(model, images, batch_size=5, device="cpu")
+    streamed = predict_plate_all(model, plate, device="cpu", batch_size=7, read_threads=3)
+    single = predict_plate_all(model, plate, device="cpu", batch_size=1, read_threads=1)
+    s = np.stack([p.probs for p in streamed.sites])
+    assert [(p.well, p.site) for p in streamed.sites] == plate.site_keys()
+    np.testing.assert_allclose(one, many, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(one, s, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(one, np.stack([p.probs for p in single.sites]), atol=1e-6, rtol=0)
+    assert np.allclose(one.sum(1), 1) and streamed.device == "cpu"
+
+
+def test_progress_memory_window_and_cancel(array_plate, model) -> None:
+    plate, _ = array_plate
+    gen = predict_plate(model, plate, device="cpu", batch_size=4)
+    events = list(_drain(gen))
+    assert [e.done for e in events] == [4, 8, 12, 16, 20, 24]
+    assert all(e.total == 24 and e.device == "cpu" for e in events)
+    # bounded window: stopping after the first batch reads far fewer than all sites
+    plate.reads = 0
+    calls = iter(range(100))
+    result = _run(predict_plate(model, plate, device="cpu", batch_size=2,
+                                should_stop=lambda: next(calls) >= 1))  # fmt: skip
+    assert len(result.sites) == 2 and plate.reads <= 8
+
+
+def test_reads_run_in_background_threads(array_plate, model) -> None:
+    plate, _ = array_plate
+    seen = set()
+    original = plate.read
+
+    def read(well, site):
+        seen.add(threading.current_thread().name)
+        return original(well, site)
+
+    plate.read = read
+    predict_plate_all(model, plate, device="cpu", batch_size=4, read_threads=2)
+    assert seen and all(name.startswith("dcmix-read") for name in seen)
+
+
+def test_rows_and_csv(array_plate, model, tmp_path: Path) -> None:
+    plate, _ = array_plate
+    preds = predict_plate_all(model, plate, device="cpu", wells=["A2", "A03"])
+    rows = preds.to_rows()
+    assert [r["level"] for r in rows] == ["site"] * 6 + ["well"] * 2
+    assert list(rows[0]) == ["plate", "well", "site", "level", "prediction", "confidence",
+                             "p_control", "p_treated"]  # fmt: skip
+    wells = preds.wells()
+    assert [w.well for w in wells] == ["A02", "A03"] and wells[0].n_sites == 3
+    np.testing.assert_allclose(wells[0].probs, np.mean([s.probs for s in preds.sites[:3]], 0))
+    assert rows[6]["site"] == "" and rows[6]["confidence"] == pytest.approx(wells[0].confidence)
+    path = preds.write_csv(tmp_path / "p.csv")
+    with path.open() as fh:
+        data = list(csv.DictReader(fh))
+    assert len(data) == 8 and data[-1]["well"] == "A03" and data[-1]["site"] == ""
+    with pytest.raises(PlateError, match="Z09"):
+        predict_plate_all(model, plate, wells=["Z9"])
+
+
+def test_channel_mismatch_names_both_lists(array_plate) -> None:
+    plate, _ = array_plate
+    other = build_model(["DNA", "Actin"], ["a", "b"], input_size=16)
+    with pytest.raises(ModelError, match=r"\['DNA', 'Actin'\].*\['DNA', 'ER', 'RNA'"):
+        predict_plate_all(other, plate, device="cpu")
+
+
+def test_nan_site_is_named(array_plate, model) -> None:
+    plate, _ = array_plate
+    plate.images = plate.images.astype(np.float32)
+    plate.images[3, 2, 1, 0, 0] = np.inf
+    with pytest.raises(PlateError, match="well A04 site 3"):
+        predict_plate_all(model, plate, device="cpu")
+
+
+def test_model_training_flag_restored(model) -> None:
+    model.train()
+    predict_arrays(model, np.zeros((1, 5, 24, 24), np.float32) + 200, device="cpu")
+    assert model.training
+
+
+def _drain(gen):
+    while True:
+        try:
+            yield next(gen)
+        except StopIteration:
+            return
+
+
+def _run(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def test_cuda_oom_halves_batch_then_falls_back_to_cpu(model, monkeypatch) -> None:
+    from napari_dcmix.model import inference as inf
+
+    x = np.stack([np.full((5, 24, 24), 100.0 * (i + 1), np.float32) for i in range(8)])
+    expected = predict_arrays(model, x, device="cpu")
+    original = inf._Runner._forward
+    limit = {"n": 2}
+    tried = []
+
+    def fake(self, batch):  # a pretend CUDA device that holds at most limit["n"] images
+        tried.append((self.device.type, len(batch)))
+        if self.device.type == "cuda":
+            if len(batch) > limit["n"]:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            self.device = torch.device("cpu")
+            try:
+                return original(self, batch)
+            finally:
+                self.device = torch.device("cuda")
+        return original(self, batch)
+
+    monkeypatch.setattr(inf._Runner, "_forward", fake)
+    runner = inf._Runner(model, torch.device("cpu"))
+    runner.device = torch.device("cuda")
+    batch = np.stack([inf.preprocess(im, 24, model.normalisation) for im in x])
+    np.testing.assert_allclose(runner(batch), expected, atol=1e-6)
+    assert ("cuda", 8) in tried and ("cuda", 4) in tried and runner.max_batch == 2
+    limit["n"] = 0
+    with pytest.warns(RuntimeWarning, match="falling back to the CPU"):
+        out = runner(batch)
+    assert runner.device.type == "cpu"
+    np.testing.assert_allclose(out, expected, atol=1e-6)
