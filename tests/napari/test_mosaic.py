@@ -105,7 +105,7 @@ def test_large_sites_are_one_chunk_each():
     assert p.reads == [("A01", 2)]
 
 
-def test_coarse_level_is_block_mean_of_sites():
+def test_coarse_level_holds_each_site_value():
     big = MemoryPlate(
         {f"{r}{c:02d}": [1, 2, 3, 4] for r in "ABCDEFGH" for c in range(1, 13)},
         shape=(64, 64),
@@ -119,6 +119,103 @@ def test_coarse_level_is_block_mean_of_sites():
     y, x = mosaic.geometry.site_origin("H12", 4)
     f = 2**k
     assert int(coarse[0, y // f + 1, x // f + 1].compute()) == big.value("H12", 4)
+
+
+class GradientPlate(Plate):
+    """Pixels vary inside each site (odd-sized), so subsampling positions are visible."""
+
+    def __init__(self, sites: dict[str, list[int]], shape=(75, 61), n_channels=2) -> None:
+        super().__init__(name="grad", layout="tiff", path=".", sites=sites,
+                         channels=[f"ch{i}" for i in range(n_channels)], image_shape=shape,
+                         dtype="uint16")  # fmt: skip
+        self.reads: list[tuple[str, int]] = []
+        self.thumbnails: list[tuple[str, int, int]] = []
+
+    def read(self, well, site):
+        self.reads.append((well, site))
+        return super().read(well, site)
+
+    def read_thumbnail(self, well, site, factor):
+        self.thumbnails.append((well, site, factor))
+        return super().read_thumbnail(well, site, factor)
+
+    def _read_site(self, well, site):
+        from napari_dcmix.plate.wells import well_row_col
+
+        c, (h, w) = len(self.channels), self.image_shape
+        r, col = well_row_col(well)
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = (7 * yy + 3 * xx + 50 * r + 5 * col + 11 * site) % 4000 + 1
+        return np.stack([base + 4000 * i for i in range(c)]).astype("uint16")
+
+    def _read_thumbnail(self, well, site, factor):
+        # what a layout override does: never the full-resolution read() path
+        return np.ascontiguousarray(self._read_site(well, site)[:, ::factor, ::factor])
+
+
+def test_coarse_levels_are_subsamples_of_level_0_and_never_read_full_sites(monkeypatch):
+    import napari_dcmix.plate.mosaic as mosaic_module
+
+    monkeypatch.setattr(mosaic_module, "OVERVIEW_SIZE", 64)
+    monkeypatch.setattr(mosaic_module, "MIN_SITE_SIZE", 4)
+    plate = GradientPlate({"A01": [1, 2, 3], "A03": [2], "B02": [1, 2, 3]})
+    mosaic = build_mosaic(plate)
+    assert mosaic.n_levels >= 4
+    coarse = [mosaic.level(k).compute() for k in range(1, mosaic.n_levels)]
+    assert plate.reads == []
+    factors = {f for _, _, f in plate.thumbnails}
+    assert factors == {2**k for k in range(1, mosaic.n_levels)}
+    assert len(plate.thumbnails) == 7 * (mosaic.n_levels - 1)  # each site once per level
+    full = mosaic.level(0).compute()
+    assert len(plate.reads) == 7
+    for k, level in enumerate(coarse, start=1):
+        np.testing.assert_array_equal(level, full[:, :: 2**k, :: 2**k])
+    # cached: showing a coarse level again reads nothing
+    n = len(plate.thumbnails)
+    mosaic.channel_levels(1)[-1].compute()
+    assert len(plate.thumbnails) == n
+
+
+def test_default_read_thumbnail_feeds_the_mosaic(monkeypatch):
+    import napari_dcmix.plate.mosaic as mosaic_module
+
+    monkeypatch.setattr(mosaic_module, "OVERVIEW_SIZE", 64)
+    monkeypatch.setattr(mosaic_module, "MIN_SITE_SIZE", 4)
+    plate = GradientPlate({"B02": [1, 2], "C04": [1]}, shape=(33, 40))
+    monkeypatch.setattr(plate, "_read_thumbnail", lambda *a: Plate._read_thumbnail(plate, *a))
+    mosaic = build_mosaic(plate)
+    full = mosaic.level(0).compute()
+    for k in range(1, mosaic.n_levels):
+        np.testing.assert_array_equal(mosaic.level(k).compute(), full[:, :: 2**k, :: 2**k])
+
+
+@pytest.mark.parametrize("layout", ["tiff", "imagexpress", "operetta", "ome-zarr", "rxrx1"])
+def test_file_plate_mosaic_levels(tmp_path, monkeypatch, layout):
+    import napari_dcmix.plate.mosaic as mosaic_module
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    monkeypatch.setattr(mosaic_module, "OVERVIEW_SIZE", 64)
+    monkeypatch.setattr(mosaic_module, "MIN_SITE_SIZE", 4)
+    synth = write_synthetic_plate(tmp_path, layout=layout, n_wells=3, sites=2, image_size=36)
+    opened = open_plate(synth.path)
+
+    class Counting(type(opened)):  # the real layout class, counting full-resolution reads
+        def read(self, well, site):
+            self.reads.append((well, site))
+            return super().read(well, site)
+
+    plate = Counting.__new__(Counting)
+    plate.__dict__.update(opened.__dict__, reads=[])
+    mosaic = build_mosaic(plate)
+    assert mosaic.n_levels >= 3
+    coarse = [mosaic.level(k).compute() for k in range(1, mosaic.n_levels)]
+    # file layouts that can read less never take the full read path for coarse levels
+    assert plate.reads == [] or layout == "rxrx1"
+    full = mosaic.level(0).compute()
+    for k, level in enumerate(coarse, start=1):
+        assert level.shape == (5, full.shape[1] // 2**k, full.shape[2] // 2**k)
+        np.testing.assert_array_equal(level, full[:, :: 2**k, :: 2**k])
 
 
 def test_downsample_keeps_dtype():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,12 +82,78 @@ def walk_files(root: Path, max_depth: int = 4) -> Iterator[Path]:
                 yield Path(dirpath) / f
 
 
+class RawTiff(NamedTuple):
+    """Where the pixels of an uncompressed TIFF's first series lie, contiguous, in its file."""
+
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype  # in the file's byte order
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+
+def raw_tiff_layout(path: Path) -> RawTiff | None:
+    """The contiguous uncompressed pixel block of ``path``'s first series, else None.
+
+    None for compressed, tiled (unless tiles are whole rows), predictor / bit-packed data, or
+    anything tifffile cannot parse (the normal read path then reports the problem).
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            offset = series.dataoffset
+            if offset is None or series.dtype is None:
+                return None
+            dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            return RawTiff(int(offset), tuple(series.shape), dtype)
+    except Exception:  # unreadable: the full read path names the file in its error
+        return None
+
+
+class TiffMapper:
+    """Memory-maps uncompressed TIFFs so that a strided view touches only the rows it keeps.
+
+    The header of each file is parsed once and cached (re-parsed if the file's size or mtime
+    changes); safe to use from several threads.
+    """
+
+    def __init__(self) -> None:
+        # path -> (file size, mtime, layout or None when the file cannot be mapped)
+        self._layouts: dict[Path, tuple[int, int, RawTiff | None]] = {}
+
+    def view(self, path: Path) -> np.ndarray | None:
+        """Read-only array over the file's pixels (shape as ``tifffile.imread``), or None."""
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                stat = os.fstat(fh.fileno())
+                cached = self._layouts.get(path)
+                if cached is None or cached[:2] != (stat.st_size, stat.st_mtime_ns):
+                    cached = (stat.st_size, stat.st_mtime_ns, raw_tiff_layout(path))
+                    self._layouts[path] = cached
+                raw = cached[2]
+                if raw is None or raw.nbytes == 0 or stat.st_size < raw.offset + raw.nbytes:
+                    return None
+                mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        count = raw.nbytes // raw.dtype.itemsize
+        # the array keeps the map alive; it is unmapped when the last view is gone
+        return np.frombuffer(mapped, raw.dtype, count=count, offset=raw.offset).reshape(raw.shape)
+
+
 class ChannelFilesPlate(Plate):
     """A plate stored as one 2-D image file per (well, site, channel)."""
 
     def __init__(self, *, files: Mapping[tuple[str, int], Sequence[Path]], **kwargs) -> None:
         super().__init__(**kwargs)
         self._files = {key: list(paths) for key, paths in files.items()}
+        self._tiffs = TiffMapper()
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         paths = self._files[(well, site)]
@@ -102,6 +170,19 @@ class ChannelFilesPlate(Plate):
                     f"{self.image_shape}: all images of a plate must have the same size"
                 )
             out[i] = img
+        return out
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+        paths = self._files[(well, site)]
+        out = np.empty(self.thumbnail_shape(factor), dtype=self.dtype)
+        for i, path in enumerate(paths):
+            view = self._tiffs.view(path)
+            if view is not None and view.ndim == 3 and view.shape[-1] in (3, 4):
+                view = view[..., 0]
+            if view is None or view.shape != self.image_shape:
+                return super()._read_thumbnail(well, site, factor)  # PNG, compressed, bad file
+            out[i] = view[::factor, ::factor]
         return out
 
 

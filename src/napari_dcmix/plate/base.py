@@ -19,6 +19,8 @@ class Plate:
 
     Subclasses (one per layout) implement ``_read_site(well, site)`` returning ``(C, H, W)``.
     ``read`` checks names, shape and dtype around it and is safe to call from several threads.
+    They may override ``_read_thumbnail(well, site, factor)`` to read a subsampled site
+    without decoding it all (see ``read_thumbnail``).
     """
 
     def __init__(
@@ -81,13 +83,18 @@ class Plate:
         return [(w, s) for w in self.wells for s in self._sites[w]]
 
     # --- pixels -----------------------------------------------------------------------------
-    def read(self, well: str, site: int) -> np.ndarray:
-        """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order."""
+    def _site(self, well: str, site: int) -> str:
+        """The normalised well name; PlateError if the well or the site is missing."""
         name = self._well(well)
         if int(site) not in self._sites[name]:
             raise PlateError(
                 f"plate {self.name!r}: well {name} has no site {site} (sites {self._sites[name]})"
             )
+        return name
+
+    def read(self, well: str, site: int) -> np.ndarray:
+        """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order."""
+        name = self._site(well, site)
         data = self._read_site(name, int(site))
         expected = (len(self.channels), *self.image_shape)
         if data.shape != expected:
@@ -98,6 +105,44 @@ class Plate:
         if data.dtype != self.dtype:
             data = data.astype(self.dtype, copy=False)
         return data
+
+    def thumbnail_shape(self, factor: int) -> tuple[int, int, int]:
+        """``(C, ceil(H / factor), ceil(W / factor))``: the shape ``read_thumbnail`` returns."""
+        h, w = self.image_shape
+        return len(self.channels), -(-h // factor), -(-w // factor)
+
+    def read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """One site downscaled ``factor`` times: ``(C, ceil(H/factor), ceil(W/factor))``.
+
+        Nearest-neighbour subsampling: pixel ``[c, j, i]`` is ``read(well, site)[c, j*f, i*f]``
+        (exactly ``read(well, site)[:, ::factor, ::factor]``), so level pixel ``j`` sits at
+        level-0 pixel ``j*f``, as napari places multiscale levels. No averaging, no float
+        intermediates. The default reads the whole site and subsamples it; layouts override
+        ``_read_thumbnail`` to read less: uncompressed TIFFs are memory-mapped and only the
+        kept rows are touched; OME-Zarr reads a stored pyramid level of that scale when the
+        image has one (the writer's downsampling, edge-padded to this shape), else a strided
+        zarr selection. ``factor == 1`` is ``read``. Thread-safe like ``read``.
+        """
+        factor = int(factor)
+        if factor < 1:
+            raise ValueError(f"thumbnail factor must be a positive integer, not {factor}")
+        if factor == 1:
+            return self.read(well, site)
+        name = self._site(well, site)
+        data = self._read_thumbnail(name, int(site), factor)
+        expected = self.thumbnail_shape(factor)
+        if data.shape != expected:
+            raise PlateError(
+                f"plate {self.name!r}: well {name} site {site} thumbnail (1/{factor}) has shape "
+                f"{data.shape}, expected {expected}"
+            )
+        if data.dtype != self.dtype:
+            data = data.astype(self.dtype, copy=False)
+        return data
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """Default: the whole site, subsampled (a copy, so the full image can be freed)."""
+        return np.ascontiguousarray(self.read(well, site)[:, ::factor, ::factor])
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         raise NotImplementedError

@@ -1,9 +1,14 @@
 """Lazy multiscale plate mosaic: every site tiled inside its well, gutters between wells.
 
 Nothing is read when a mosaic is built: each pyramid level is a dask array whose chunks are
-sites (or whole wells at coarse levels), filled on demand through ``Plate.read``. Coarser levels
-are block means of each site, computed from the site when that chunk is displayed, so a plate
-overview never holds a full-resolution mosaic in memory. Missing sites and wells are zeros.
+sites (or whole wells at coarse levels), filled on demand. Level 0 reads sites through
+``Plate.read``; level ``k > 0`` reads each site through ``Plate.read_thumbnail(well, site, 2**k)``
+and never the full-resolution site, so the overview of a 384-well x 9-site plate touches only
+the rows it shows (uncompressed TIFFs are memory-mapped; OME-Zarr uses a stored pyramid level
+when it has one). Coarse levels are nearest-neighbour subsamples (level-``k`` pixel ``j`` is
+level-0 pixel ``j * 2**k``, the position napari gives it), not block means: no float
+intermediates, and no pixel of a coarse level needs more than one pixel read. Chunks are
+computed in parallel by dask's threaded scheduler. Missing sites and wells are zeros.
 
 Geometry (``well_rectangles``, ``site_rectangles``) is in level-0 pixel coordinates, the
 coordinates napari's layers share when the mosaic is shown with scale 1.
@@ -172,15 +177,23 @@ class _TileCache:
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean of a (C, H, W) image by ``factor`` (H, W multiples of it), same dtype."""
+    """Block mean of a (C, H, W) image by ``factor`` (H, W multiples of it), same dtype.
+
+    A utility (the mosaic's levels subsample instead, see the module docstring). Integers are
+    summed in 64-bit integers and rounded half to even (as ``np.rint``); floats are averaged
+    in their own precision. No float64 intermediates.
+    """
     if factor == 1:
         return image
     c, h, w = image.shape
     blocks = image.reshape(c, h // factor, factor, w // factor, factor)
-    mean = blocks.mean(axis=(2, 4), dtype=np.float64)
-    if np.issubdtype(image.dtype, np.integer):
-        mean = np.rint(mean)
-    return mean.astype(image.dtype, copy=False)
+    if not np.issubdtype(image.dtype, np.integer):
+        return blocks.mean(axis=(2, 4), dtype=image.dtype)
+    n = factor * factor
+    acc = np.int64 if np.issubdtype(image.dtype, np.signedinteger) else np.uint64
+    q, r = np.divmod(blocks.sum(axis=(2, 4), dtype=acc), acc(n))
+    q += (2 * r > n) | ((2 * r == n) & (q % 2 == 1))
+    return q.astype(image.dtype)
 
 
 class _MosaicLevel:
@@ -258,17 +271,25 @@ class PlateMosaic:
         return out[0], out[1]
 
     def site_tile(self, well: str, site: int, k: int) -> np.ndarray:
-        """The site's image at level ``k`` (C, pitch/2**k) padded with zeros, cached."""
+        """The site's image at level ``k`` (C, pitch/2**k) padded with zeros, cached.
+
+        Level 0 comes from ``Plate.read``, level ``k > 0`` from ``Plate.read_thumbnail``.
+        """
         key = (well, site, k)
         tile = self._cache.get(key)
         if tile is None:
-            g = self.geometry
-            image = np.asarray(self.plate.read(well, site))
-            h, w = image.shape[-2:]
-            ph, pw = g.site_pitch
-            padded = np.zeros((image.shape[0], ph, pw), dtype=self.dtype)
-            padded[:, : min(h, ph), : min(w, pw)] = image[:, :ph, :pw]
-            tile = downsample(padded, 2**k)
+            f = 2**k
+            if k == 0:
+                image = np.asarray(self.plate.read(well, site))
+            else:
+                image = np.asarray(self.plate.read_thumbnail(well, site, f))
+            ph, pw = (p // f for p in self.geometry.site_pitch)
+            c, h, w = image.shape
+            if (h, w) == (ph, pw) and image.dtype == self.dtype:
+                tile = image
+            else:
+                tile = np.zeros((c, ph, pw), dtype=self.dtype)
+                tile[:, : min(h, ph), : min(w, pw)] = image[:, :ph, :pw]
             self._cache.put(key, tile)
         return tile
 

@@ -3,7 +3,8 @@
 Wells come from the plate metadata, sites from each well's ``images`` (site n = the n-th
 image), channel names from the first image's ``omero.channels[].label`` (else ``ch1``...).
 Pixels are read from the full-resolution level (``datasets[0]``) one site at a time; t and z
-axes, when present, are read at index 0.
+axes, when present, are read at index 0. ``read_thumbnail`` reads a coarser stored level of the
+image's pyramid when one has the requested scale, else a strided selection of level 0.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ def _ome(attrs: dict) -> dict:
 
 
 class OmeZarrPlate(Plate):
-    """An OME-Zarr HCS plate, read lazily through zarr."""
+    """An OME-Zarr HCS plate, read lazily through zarr.
+
+    Opened arrays (and each image's multiscales metadata) are cached per site, so repeated
+    reads parse no metadata; the caches are filled under a lock and are safe across threads.
+    """
 
     def __init__(self, *, group, image_paths: dict[tuple[str, int], str], **kwargs) -> None:
         super().__init__(**kwargs)
         self._group = group
         self._image_paths = image_paths
         self._arrays: dict[tuple[str, int], tuple] = {}
+        self._levels: dict[tuple[str, int, int], tuple | None] = {}
         self._lock = threading.Lock()
 
     def _array(self, well: str, site: int):
@@ -44,24 +50,101 @@ class OmeZarrPlate(Plate):
             return self._arrays[key]
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
-        array, axes, where = self._array(well, site)
-        index = tuple(slice(None) if a in "cyx" else 0 for a in axes)
-        try:
-            data = np.asarray(array[index])
-        except Exception as exc:
-            raise PlateError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
-        kept = [a for a in axes if a in "cyx"]
-        if "c" not in kept:
-            data, kept = data[None], ["c", *kept]
-        return np.moveaxis(data, kept.index("c"), 0)
+        array, axes, where, _ = self._array(well, site)
+        return _read_cyx(array, axes, where, 1)
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """A stored pyramid level of this scale when there is one, else a strided selection.
+
+        A level matches when its y/x scale is ``factor`` times level 0's (within 10 %) and its
+        shape is ``H // factor`` or ``ceil(H / factor)``; a floor-sized level is edge-padded.
+        The strided selection (``arr[..., ::f, ::f]``) is exactly ``read()[:, ::f, ::f]`` and
+        decodes only the chunks it touches (all of them when a site is one chunk).
+        """
+        array, axes, where, datasets = self._array(well, site)
+        level = self._pyramid_level(well, site, factor, datasets)
+        if level is None:
+            return _read_cyx(array, axes, where, factor)
+        data = _read_cyx(*level, 1)
+        _, th, tw = self.thumbnail_shape(factor)
+        if data.shape[1:] != (th, tw):
+            pad = ((0, 0), (0, th - data.shape[1]), (0, tw - data.shape[2]))
+            data = np.pad(data, pad, mode="edge")
+        return data
+
+    def _pyramid_level(self, well: str, site: int, factor: int, datasets: list) -> tuple | None:
+        """(array, axes, where) of the stored level ``factor`` times coarser, else None."""
+        key = (well, site, factor)
+        with self._lock:
+            if key in self._levels:
+                return self._levels[key]
+        found = None
+        h, w = self.image_shape
+        base = _yx_scale(datasets[0]) if datasets else None
+        for dataset in datasets[1:]:
+            scale = _yx_scale(dataset)
+            if base is None or scale is None:
+                break
+            ratios = (scale[0] / base[0], scale[1] / base[1])
+            if not all(abs(r - factor) <= 0.1 * factor for r in ratios):
+                continue
+            try:
+                array, axes, where, _ = _open_level(
+                    self._group, self._image_paths[(well, site)], self.path, dataset["path"]
+                )
+            except (PlateError, KeyError):
+                continue
+            if "y" not in axes or "x" not in axes or len(axes) != array.ndim:
+                continue
+            ly, lx = array.shape[axes.index("y")], array.shape[axes.index("x")]
+            if ly in (h // factor, -(-h // factor)) and lx in (w // factor, -(-w // factor)):
+                found = (array, axes, where)
+                break
+        with self._lock:
+            self._levels[key] = found
+        return found
+
+
+def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
+    """``(C, Y, X)`` of an image array (t and z at 0), every ``step``-th pixel along y and x.
+
+    One zarr selection for all channels, so each chunk is decoded once.
+    """
+    index = tuple(
+        slice(None, None, step) if a in "yx" else slice(None) if a == "c" else 0 for a in axes
+    )
+    try:
+        data = np.asarray(array[index])
+    except Exception as exc:
+        raise PlateError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
+    kept = [a for a in axes if a in "cyx"]
+    if "c" not in kept:
+        data, kept = data[None], ["c", *kept]
+    return np.moveaxis(data, kept.index("c"), 0)
+
+
+def _yx_scale(dataset: dict) -> tuple[float, float] | None:
+    """(y, x) of a dataset's ``scale`` coordinate transformation (y and x are the last axes)."""
+    for t in dataset.get("coordinateTransformations") or []:
+        if isinstance(t, dict) and t.get("type") == "scale" and len(t.get("scale") or []) >= 2:
+            y, x = t["scale"][-2:]
+            if y and x:
+                return float(y), float(x)
+    return None
 
 
 def _level0(group, image_path: str, root: Path):
+    """(array, axes, where, datasets) of an image's full-resolution level."""
+    return _open_level(group, image_path, root, None)
+
+
+def _open_level(group, image_path: str, root: Path, level: str | None):
     where = f"{root}/{image_path}"
     try:
         image = group[image_path]
         multiscales = _ome(dict(image.attrs))["multiscales"][0]
-        level = multiscales["datasets"][0]["path"]
+        datasets = list(multiscales["datasets"])
+        level = datasets[0]["path"] if level is None else level
         array = image[level]
     except (KeyError, IndexError, TypeError) as exc:
         raise PlateError(
@@ -70,7 +153,7 @@ def _level0(group, image_path: str, root: Path):
     axes = [a["name"] if isinstance(a, dict) else a for a in multiscales.get("axes", [])]
     if not axes:  # v0.1-0.3 images are 5-D tczyx
         axes = list("tczyx"[-array.ndim :])
-    return array, "".join(axes), f"{where}/{level}"
+    return array, "".join(axes), f"{where}/{level}", datasets
 
 
 def _well_name(entry: dict, rows: list, cols: list) -> str:
@@ -119,7 +202,7 @@ def open_layout(path: Path) -> Plate:
     if not image_paths:
         raise PlateError(f"{path}: the OME-Zarr plate lists no wells with images")
     first_key = min(image_paths)
-    array, axes, where = _level0(group, image_paths[first_key], path)
+    array, axes, where, _ = _level0(group, image_paths[first_key], path)
     first_attrs = _ome(dict(group[image_paths[first_key]].attrs))
     n_channels = array.shape[axes.index("c")] if "c" in axes else 1
     labels = [ch.get("label") for ch in first_attrs.get("omero", {}).get("channels", [])]
