@@ -6,7 +6,7 @@ prints held-out accuracy (new plates, new seeds), the importance ranking, and a 
 a fresh mixing layer + head fine-tuned (backbone frozen) on a plate whose phenotype is in a
 stain the model never saw change (AGP).
 
-    .venv/bin/python scripts/train_default_model.py [--out PATH] [--seed 0] [--epochs 12]
+    .venv/bin/python scripts/train_default_model.py [--out PATH] [--seed 0] [--epochs 8]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic plates here")
     args = ap.parse_args(argv)
 
