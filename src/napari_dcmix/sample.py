@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when the sample's parameters or the synthetic generator change.
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 SAMPLE_PARAMS = dict(
     layout="tiff",
     n_wells=48,

@@ -34,14 +34,20 @@ def _free_path(path: Path) -> Path:
     return candidate
 
 
-def _wait(job, timeout_s: float) -> None:
-    """Run Qt's event loop until ``job`` ends (or the timeout passes)."""
-    from qtpy.QtWidgets import QApplication
-
-    deadline = time.monotonic() + timeout_s
-    while job is not None and job.is_running and time.monotonic() < deadline:
-        QApplication.processEvents()
-        time.sleep(0.01)
+def summary(widget) -> str:
+    """One line saying what the demo shows (printed, and read by the demo test)."""
+    parts = [f"plate {widget.plate.name} ({len(widget.plate.wells)} wells)"]
+    if widget.predictions is not None:
+        counts: dict[str, int] = {}
+        for w in widget.predictions.wells():
+            counts[w.prediction] = counts.get(w.prediction, 0) + 1
+        shown = ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
+        parts.append(f"predicted on {widget.predictions.device}: {shown}")
+    parts.append(f"{len(widget.annotations)} wells annotated")
+    ranking = widget.chart.ranking()
+    if ranking:
+        parts.append("importance: " + " > ".join(ranking))
+    return "; ".join(parts)
 
 
 def run_demo(
@@ -83,13 +89,17 @@ def run_demo(
     viewer.reset_view()
     QApplication.processEvents()
     print(f"napari-dcmix demo: first frame after {time.perf_counter() - t0:.1f} s", flush=True)
-    job = widget.run_predict()
+    widget.run_predict()
 
     if screenshot is None and not headless:
         napari.run()
         return 0
 
-    _wait(job, timeout_s)
+    if not widget.wait_until_idle(timeout_s):
+        raise DcmixError(f"the demo's prediction did not finish within {timeout_s:.0f} s")
+    if widget.predictions is None:
+        raise DcmixError("the demo's prediction failed (see the message above)")
+    print(f"napari-dcmix demo: {summary(widget)}", flush=True)
     viewer.reset_view()
     QApplication.processEvents()
     out = screenshot if screenshot is not None else _free_path(Path(DEFAULT_HEADLESS_SHOT))

@@ -1,4 +1,4 @@
-"""`napari-dcmix demo`: napari with the sample plate, the DCMIX widget, the chart and predictions."""
+"""`napari-dcmix demo`: napari with the sample plate, the DCMIX widget, chart and predictions."""
 
 from __future__ import annotations
 
