@@ -10,7 +10,6 @@ from pathlib import Path
 from napari_dcmix.errors import DcmixError
 
 DEMO_ANNOTATED_PER_CLASS = 4  # wells per class annotated up front, so Fine-tune works at once
-DEFAULT_HEADLESS_SHOT = "dcmix-demo.png"
 SCREENSHOT_SIZE = (1560, 1000)  # fits the 1600x1200 Xvfb screen
 
 
@@ -23,15 +22,6 @@ def demo_annotations(labels: dict[str, str], per_class: int = DEMO_ANNOTATED_PER
             picked[well] = label
             counts[label] = counts.get(label, 0) + 1
     return picked
-
-
-def _free_path(path: Path) -> Path:
-    """``path``, or ``stem-1.png``, ``stem-2.png``... when it exists (never overwrite)."""
-    candidate, n = path, 0
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def summary(widget) -> str:
@@ -70,7 +60,7 @@ def run_demo(
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_dcmix.sample import sample_plate
+    from napari_dcmix.sample import cache_dir, sample_plate
 
     viewer = napari.Viewer(title="napari-dcmix demo", show=True)
     if headless or screenshot is not None:
@@ -102,7 +92,10 @@ def run_demo(
     print(f"napari-dcmix demo: {summary(widget)}", flush=True)
     viewer.reset_view()
     QApplication.processEvents()
-    out = screenshot if screenshot is not None else _free_path(Path(DEFAULT_HEADLESS_SHOT))
+    # Without a display and without --screenshot, the window goes to our own cache folder
+    # (overwritten by the next headless demo; never a file of the user's).
+    out = screenshot if screenshot is not None else cache_dir() / "demo.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False, flash=False)
     if screenshot is None:
         print(
