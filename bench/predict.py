@@ -26,8 +26,7 @@ slot (every site is still a separate file / zarr array that is read and decoded)
         [--threads N] [--repeats 3] [--batch-size 32] [--read-threads 2] [--profile]
 
 ``--profile`` adds a breakdown of the streaming run (read, preprocess, forward, main-thread
-waits) and a what-if run with an integer-factor block-mean resize in place of
-``F.interpolate(mode="area")``; it changes nothing in the package.
+waits); it changes nothing in the package.
 """
 
 from __future__ import annotations
@@ -204,6 +203,7 @@ def cli_inprocess(
     argv = ["predict", str(plate), "--model", str(model_path), "--out", str(out), "--quiet",
             "--device", "cpu", "--batch-size", str(args.batch_size),
             "--read-threads", str(args.read_threads)]  # fmt: skip
+    out.unlink(missing_ok=True)
     sink = io.StringIO()
     c0, t0 = time.process_time(), time.perf_counter()
     with contextlib.redirect_stdout(sink):
@@ -225,6 +225,7 @@ def cli_subprocess(
             "--read-threads", str(args.read_threads)]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
+    out.unlink(missing_ok=True)
     with tempfile.TemporaryFile() as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -297,48 +298,15 @@ def mixing_overhead(model: Any, x: np.ndarray, repeats: int) -> dict[str, float]
 
 
 # --- profiling (--profile) -------------------------------------------------------------------
-def block_mean_preprocess(original: Callable) -> Callable:
-    """What-if preprocess: when the input size divides the site size, the area resize as a
-    block mean of strided numpy adds (no torch, so no intra-op thread team, in the reader
-    threads; for integer pixels, whose float32 sums are exact, bit-identical to
-    F.interpolate(mode="area") with power-of-two factors, within 1 ulp otherwise), else the
-    original preprocess."""
-    from napari_dcmix.errors import ModelError
-    from napari_dcmix.plate.normalise import check_finite, normalise
-
-    def preprocess(image, input_size, stats, name="image"):  # type: ignore[no-untyped-def]
-        arr = np.asarray(image)
-        if arr.ndim != 3:
-            raise ModelError(f"{name}: expected (C, H, W), found shape {arr.shape}")
-        c, h, w = arr.shape
-        if h % input_size or w % input_size or (h, w) == (input_size, input_size):
-            return original(image, input_size, stats, name)
-        check_finite(arr, name)
-        fy, fx = h // input_size, w // input_size
-        rows = arr.reshape(c, input_size, fy, w)
-        acc = rows[:, :, 0].astype(np.float32)
-        for i in range(1, fy):
-            acc += rows[:, :, i]
-        cols = acc.reshape(c, input_size, input_size, fx)
-        out = cols[..., 0].copy()
-        for j in range(1, fx):
-            out += cols[..., j]
-        out /= np.float32(fy * fx)
-        return out if stats is None else normalise(out, stats)
-
-    return preprocess
-
-
 class StageTimer:
     """Wall and thread-CPU time of plate reads, preprocess and forward calls in the in-process
     CLI run (module attributes patched for its duration; nothing in the package changes)."""
 
-    def __init__(self, preprocess_override: Callable | None = None) -> None:
+    def __init__(self) -> None:
         self.wall: dict[str, float] = {"read": 0.0, "preprocess": 0.0, "forward": 0.0}
         self.cpu: dict[str, float] = dict(self.wall)
         self.count: dict[str, int] = dict.fromkeys(self.wall, 0)
         self._lock = threading.Lock()
-        self._override = preprocess_override
         self._undo: list[Callable[[], None]] = []
 
     def _timed(self, stage: str, fn: Callable) -> Callable:
@@ -372,8 +340,7 @@ class StageTimer:
             return plate
 
         self._patch(plate_pkg, "open_plate", open_plate)
-        pre = self._override or inference.preprocess
-        self._patch(inference, "preprocess", self._timed("preprocess", pre))
+        self._patch(inference, "preprocess", self._timed("preprocess", inference.preprocess))
         runner = inference._Runner
         self._patch(runner, "__call__", self._timed("forward", runner.__call__))
         return self
@@ -405,8 +372,7 @@ def profile_rows(model: Any, model_path: Path, plates: dict[str, Path], args: ar
         cms = (time.process_time() - c0) / len(keys) * 1e3
         rows.append((f"  isolated: read+decode ({layout})", f"{ms:.2f} ms/site, {cms:.2f} ms CPU",
                      "process CPU (zarr decodes in its own threads)"))  # fmt: skip
-    variants = [("F.interpolate area (current)", preprocess),
-                ("block-mean numpy (what-if)", block_mean_preprocess(preprocess))]  # fmt: skip
+    variants = [("resize_area + normalise", preprocess)]
     for label, fn in variants:
         for threads in sorted({args.threads, 1}, reverse=True):
             torch.set_num_threads(threads)
@@ -427,10 +393,10 @@ def profile_rows(model: Any, model_path: Path, plates: dict[str, Path], args: ar
                      f"torch threads {threads}"))  # fmt: skip
     torch.set_num_threads(args.threads)
     # Inside the streaming run: stage wall and CPU per site, forward share, main-thread waits.
-    for label, override in variants:
+    for label, _ in variants:
         for layout, path in plates.items():
             rate0, _ = ceiling_sample(model, x, 2)
-            with StageTimer(None if override is preprocess else override) as st:
+            with StageTimer() as st:
                 wall, cpu = cli_inprocess(path, model_path, workdir / "profile.csv", args)
             n = st.count["preprocess"]
             rows.append((

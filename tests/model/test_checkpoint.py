@@ -89,3 +89,27 @@ def test_default_model_path() -> None:
     if not path.exists():
         with pytest.raises(CheckpointError, match=r"default_model.pt"):
             load_model(path)
+
+
+def test_shipped_default_model_loads_and_predicts(tmp_path) -> None:
+    """The model in the wheel: format, channels, classes, normalisation, and it works."""
+    from napari_dcmix.model import predict_plate_all
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    path = default_model_path()
+    assert path.is_file(), f"shipped default model missing: {path}"
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["format_version"] == FORMAT_VERSION
+    model = load_model(path)
+    assert model.channel_names == ["DNA", "ER", "RNA", "AGP", "Mito"]
+    assert model.class_names == ["control", "treated"]
+    assert model.normalisation is not None
+    assert model.normalisation.channel_names == model.channel_names
+    synth = write_synthetic_plate(tmp_path, layout="tiff", n_wells=8, sites=1, image_size=128,
+                                  phenotype_channel="Mito", seed=0)  # fmt: skip
+    result = predict_plate_all(model, open_plate(synth.path), device="cpu")
+    wells = result.wells()
+    assert len(wells) == 8
+    accuracy = sum(w.prediction == synth.labels[w.well] for w in wells) / len(wells)
+    assert accuracy >= 0.75, f"default model well accuracy {accuracy:.2f} on a Mito plate"

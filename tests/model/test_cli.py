@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from napari_dcmix.cli import main
+from napari_dcmix.model import load_model
 from napari_dcmix.synthetic import write_synthetic_plate
 
 
@@ -27,9 +28,18 @@ def test_train_importance_predict(synth, tmp_path: Path, capsys) -> None:
     assert "--overwrite" in capsys.readouterr().err
     assert main(["importance", str(out), "--json"]) == 0
     weights = json.loads(capsys.readouterr().out)
+    expected = load_model(out).channel_importance()
     assert list(weights) == synth.channels and sum(weights.values()) == pytest.approx(1.0)
+    assert weights == pytest.approx(expected, abs=1e-6)
     assert main(["importance", str(out)]) == 0
-    assert "Mito" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert "mixing, K=1, backbone small_cnn" in lines[0]
+    table = [line.split() for line in lines[1:]]
+    ranking = sorted(expected, key=lambda c: -expected[c])
+    assert [row[0] for row in table] == ranking  # strongest channel first
+    assert [float(row[1]) for row in table] == pytest.approx(
+        [expected[c] for c in ranking], abs=1e-4
+    )
     csv_path = tmp_path / "p.csv"
     assert main(["predict", str(synth.path), "--model", str(out), "--out", str(csv_path),
                  "--device", "cpu", "--batch-size", "5", "--quiet"]) == 0  # fmt: skip
@@ -39,6 +49,15 @@ def test_train_importance_predict(synth, tmp_path: Path, capsys) -> None:
     assert {"p_control", "p_treated"} <= set(rows[0])
     assert sum(r["level"] == "site" for r in rows) == 12
     assert sum(r["level"] == "well" for r in rows) == 6
+    # an existing --out is kept unless --overwrite
+    before = csv_path.read_bytes()
+    predict = ["predict", str(synth.path), "--model", str(out), "--out", str(csv_path),
+               "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(predict) == 2
+    err = capsys.readouterr().err
+    assert f"napari-dcmix predict: error: {csv_path} exists" in err and "--overwrite" in err
+    assert csv_path.read_bytes() == before
+    assert main([*predict, "--overwrite"]) == 0
     # fine-tune with --init (mode mixing by default)
     tuned = tmp_path / "tuned.pt"
     assert main(["train", str(synth.path), "--labels", str(synth.labels_csv), "--out", str(tuned),
@@ -50,3 +69,34 @@ def test_errors_are_messages(tmp_path: Path, capsys) -> None:
     bad.write_bytes(b"not a model")
     assert main(["importance", str(bad)]) == 2
     assert "bad.pt" in capsys.readouterr().err
+
+
+def test_os_errors_are_messages(synth, tmp_path: Path, capsys) -> None:
+    """An OSError (here: --out in a missing folder) is one line naming the path, exit 2."""
+    out = tmp_path / "missing" / "p.csv"
+    assert main(["predict", str(synth.path), "--out", str(out), "--device", "cpu",
+                 "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith(f"napari-dcmix predict: error: {out}: No such file or directory")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--lr", "0", "learning rate: expected > 0, found 0.0"),
+     ("--mixing-lr", "-1", "mixing learning rate: expected > 0, found -1.0"),
+     ("--batch-size", "0", "batch size: expected >= 1, found 0")],
+)  # fmt: skip
+def test_train_rejects_bad_settings(synth, tmp_path, capsys, option, value, message) -> None:
+    out = tmp_path / "m.pt"
+    assert main(["train", str(synth.path), "--labels", str(synth.labels_csv), "--out", str(out),
+                 option, value]) == 2  # fmt: skip
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_outputs_that_are_folders_are_refused(synth, tmp_path, capsys) -> None:
+    assert main(["predict", str(synth.path), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["train", str(synth.path), "--labels", str(synth.labels_csv),
+                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert "is a folder" in capsys.readouterr().err

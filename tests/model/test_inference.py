@@ -150,17 +150,17 @@ def test_cuda_oom_halves_batch_then_falls_back_to_cpu(model, monkeypatch) -> Non
     limit = {"n": 2}
     tried = []
 
-    def fake(self, batch):  # a pretend CUDA device that holds at most limit["n"] images
+    def fake(self, batch, raw=False):  # a pretend CUDA device that holds at most limit["n"] images
         tried.append((self.device.type, len(batch)))
         if self.device.type == "cuda":
             if len(batch) > limit["n"]:
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             self.device = torch.device("cpu")
             try:
-                return original(self, batch)
+                return original(self, batch, raw)
             finally:
                 self.device = torch.device("cuda")
-        return original(self, batch)
+        return original(self, batch, raw)
 
     monkeypatch.setattr(inf._Runner, "_forward", fake)
     runner = inf._Runner(model, torch.device("cpu"))
@@ -173,3 +173,38 @@ def test_cuda_oom_halves_batch_then_falls_back_to_cpu(model, monkeypatch) -> Non
         out = runner(batch)
     assert runner.device.type == "cpu"
     np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_untrained_model_is_refused(array_plate, model) -> None:
+    plate, _ = array_plate
+    fresh = model.adapted(CHANNELS)
+    assert fresh.normalisation is None
+    with pytest.raises(ModelError, match="no stored normalisation: train or fine-tune it first"):
+        predict_arrays(fresh, np.zeros((1, 5, 24, 24), np.float32), device="cpu")
+    with pytest.raises(ModelError, match="no stored normalisation"):
+        predict_plate_all(fresh, plate, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "hw"),
+    [(np.uint16, 48), (np.uint16, 40), (np.uint32, 48), (np.int16, 72), (np.float32, 30),
+     (np.float64, 48), (np.uint8, 24)],
+)  # fmt: skip
+def test_device_preprocessing_matches_host(model, dtype, hw) -> None:
+    """The CUDA path's on-device resize (avg_pool2d / area) + normalisation, run here on the CPU
+    (no pinning), equals the host preprocess used by training, and so does a raw batch on the
+    CPU (the path taken after a CUDA fallback)."""
+    from napari_dcmix.model import inference as inf
+
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    hi = 4000 if info is None else min(int(info.max), 70000)
+    raw = rng.integers(0, hi, (6, 5, hw, hw)).astype(dtype)
+    if info is not None:
+        raw[0, 0, 0, 0] = info.max  # above the signed range: the unsigned views must hold
+    runner = inf._Runner(model, torch.device("cpu"))
+    host = np.stack([inf.preprocess(a, 24, model.normalisation) for a in raw])
+    on_device = runner._device_preprocess(raw).numpy()
+    np.testing.assert_allclose(on_device, host, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(runner._device_preprocess(list(raw)).numpy(), on_device, atol=0)
+    np.testing.assert_allclose(runner(list(raw), raw=True), runner(host), atol=1e-6, rtol=0)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,63 @@ def test_array_errors(images) -> None:
         run(train_arrays(None, x, y))
     with pytest.raises(ModelError, match="training mode"):
         TrainConfig(mode="fast")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("lr", 0.0, "> 0"),
+        ("lr", float("nan"), "> 0"),
+        ("mixing_lr", -1e-3, "> 0"),
+        ("batch_size", 0, ">= 1"),
+        ("epochs", 0, ">= 1"),
+        ("weight_decay", -1.0, ">= 0"),
+        ("k", 0, ">= 1"),
+        ("temperature", 0.0, "> 0"),
+        ("read_threads", 0, ">= 1"),
+        ("input_size", 4, ">= 8"),
+        ("val_fraction", 1.0, "0 <= f < 1"),
+    ],
+)
+def test_config_rejects_bad_settings(setting: str, value, expected: str) -> None:
+    with pytest.raises(ModelError, match=rf"expected {re.escape(expected)}.*found {value!r}"):
+        TrainConfig(**{setting: value})
+
+
+def test_progress_names_the_device(images, array_plate) -> None:
+    x, y = images(8, size=16)
+    events, _ = run(train_arrays(None, x, y, TrainConfig(epochs=1, input_size=16)))
+    plate, labels = array_plate
+    plate_events, _ = run(train(None, plate, labels, TrainConfig(epochs=1, input_size=16)))
+    assert {e.phase for e in plate_events} == {"read", "train"}
+    assert {e.device for e in events + plate_events} == {"cpu"}
+
+
+def test_one_normalise_for_train_and_predict(images) -> None:
+    """Training normalises in place with plate.normalise itself: bit-identical to prediction."""
+    from napari_dcmix.model import training
+    from napari_dcmix.plate.normalise import estimate_channel_stats, normalise
+
+    x, _ = images(6, size=16)
+    stats = estimate_channel_stats(x)
+    expected = normalise(x, stats)
+    x_u16 = (x * 100 + 1000).astype(np.uint16)
+    same = x.copy()
+    assert normalise(same, stats, inplace=True) is same
+    assert np.array_equal(same, expected) and same.dtype == np.float32
+    assert np.array_equal(normalise(x_u16, stats, inplace=True), normalise(x_u16, stats))
+    assert not hasattr(training, "_normalise_inplace")
+
+
+def test_scratch_copies_the_given_models_architecture() -> None:
+    from napari_dcmix.model.training import _prepare_model
+
+    base = build_model(CHANNELS, ["a", "b"], k=2, mode="over", temperature=0.5, input_size=20)
+    cfg = TrainConfig(mode="scratch", seed=3)
+    net, notes = _prepare_model(base, CHANNELS, ["a", "b"], cfg)
+    assert net.config() == base.config() and net is not base
+    assert "architecture of the given model" in notes[0]
+    fresh, notes = _prepare_model(None, CHANNELS, ["a", "b"], TrainConfig(k=2, input_size=20))
+    assert (fresh.k, fresh.mode, fresh.input_size, notes) == (2, "softmax", 20, [])
+    with pytest.raises(ModelError, match="fine-tunes a trained model"):
+        _prepare_model(None, CHANNELS, ["a", "b"], TrainConfig(mode="mixing"))

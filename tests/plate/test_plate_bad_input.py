@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -136,12 +137,18 @@ def test_ome_zarr_image_is_not_a_plate(tmp_path):
         open_plate(tmp_path / "img.zarr")
 
 
-def test_ome_zarr_missing_chunk_reads_zeros_or_names_path(tmp_path, synth_plates):
+def test_ome_zarr_missing_chunks_read_as_fill_value_with_warning(tmp_path, synth_plates):
     folder = tmp_path / "p.zarr"
     shutil.copytree(synth_plates["ome-zarr"].path, folder)
-    shutil.rmtree(folder / "A" / "2" / "0" / "s0" / "c")
+    shutil.rmtree(folder / "A" / "2" / "0" / "s0" / "c")  # every chunk of A02 site 1
     plate = open_plate(folder)
-    assert plate.read("A02", 1).max() == 0  # zarr fills missing chunks
+    with pytest.warns(
+        PlateWarning, match=r"well A02 site 1: no stored chunk for channel\(s\) 'DNA'"
+    ):
+        assert plate.read("A02", 1).max() == 0  # zarr fills missing chunks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlateWarning)
+        assert plate.read("A01", 1).max() > 0  # intact sites: no warning
 
 
 def test_two_imagexpress_plates_in_one_folder(tmp_path):
@@ -156,3 +163,60 @@ def test_file_instead_of_folder(tmp_path):
     tifffile.imwrite(path, np.zeros((4, 4), np.uint16))
     with pytest.raises(PlateError, match="is a file"):
         open_plate(path)
+
+
+def _tiff_plate(tmp_path, dtype):
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    return write_synthetic_plate(tmp_path / "p", layout="tiff", n_wells=2, sites=1,
+                                 image_size=16, dtype=dtype, seed=1)  # fmt: skip
+
+
+def test_mixed_dtype_unsafe_cast_names_file_and_dtypes(tmp_path):
+    synth = _tiff_plate(tmp_path, "uint8")
+    bad = synth.path / "A02_s1.tif"
+    tifffile.imwrite(bad, np.full((5, 16, 16), 300, np.uint16))  # would wrap to 44 in uint8
+    plate = open_plate(synth.path)
+    assert plate.dtype == np.uint8
+    for read in (lambda: plate.read("A02", 1), lambda: plate.read_thumbnail("A02", 1, 2)):
+        with pytest.raises(PlateError, match=r"A02_s1\.tif has dtype uint16, expected uint8"):
+            read()
+    assert plate.read("A01", 1).dtype == np.uint8  # the other sites still read
+
+
+def test_mixed_dtype_safe_upcast_keeps_values(tmp_path):
+    synth = _tiff_plate(tmp_path, "uint16")
+    small = np.arange(5 * 16 * 16, dtype=np.uint8).reshape(5, 16, 16)
+    tifffile.imwrite(synth.path / "A02_s1.tif", small)
+    plate = open_plate(synth.path)
+    data = plate.read("A02", 1)
+    assert data.dtype == np.uint16 and np.array_equal(data, small)
+    assert np.array_equal(plate.read_thumbnail("A02", 1, 2), small[:, ::2, ::2])
+
+
+def test_mixed_dtype_channel_files_name_the_file(tmp_path, synth_plates):
+    folder = copy(synth_plates["imagexpress"], tmp_path)
+    plate = open_plate(folder)
+    assert plate.dtype == np.uint16
+    well, site = plate.site_keys()[-1]
+    path = plate._files[(well, site)][2]
+    tifffile.imwrite(path, np.full(plate.image_shape, 0.5, np.float32))
+    with pytest.raises(PlateError, match=rf"{path.name} has dtype float32, expected uint16"):
+        plate.read(well, site)
+
+
+def test_mixed_dtype_between_sites_in_base_read():
+    """Layouts returning their own dtype (OME-Zarr: one array per site) are checked in read."""
+    from napari_dcmix.plate.base import Plate
+
+    class TwoDtypes(Plate):
+        def _read_site(self, well, site):
+            return np.full(
+                (1, 4, 4), 70000 if well == "A02" else 7, np.uint32 if well == "A02" else np.uint8
+            )
+
+    plate = TwoDtypes(name="P", layout="tiff", path=".", sites={"A01": [1], "A02": [1]},
+                      channels=["c"], image_shape=(4, 4), dtype="uint16")  # fmt: skip
+    assert plate.read("A01", 1).dtype == np.uint16  # uint8 -> uint16 is safe
+    with pytest.raises(PlateError, match=r"well A02 site 1 has dtype uint32, expected uint16"):
+        plate.read("A02", 1)

@@ -71,3 +71,15 @@ def test_junk_wells_are_labels_errors(tmp_path, synth_plates):
         write_labels_csv(tmp_path / "x.csv", {"Q-1": "a"})
     with pytest.raises(LabelsError, match="'Q-1'"):
         check_labels_fit({"Q-1": "a"}, open_plate(synth_plates["tiff"].path))
+
+
+def test_check_labels_fit_message_and_normalised_labels(synth_plates):
+    from napari_dcmix.plate import open_plate
+
+    opened = open_plate(synth_plates["tiff"].path)
+    assert check_labels_fit({"A1": 1, "a02": "t"}, opened) == {"A01": "1", "A02": "t"}
+    with pytest.raises(LabelsError) as info:
+        check_labels_fit({"A1": "c", "H5": "t", "h06": "c"}, opened)
+    message = str(info.value)
+    assert "labels name 2 well(s)" in message and "H05, H06" in message
+    assert str(opened.path) in message and "the plate has 4 well(s): A01 ... A04" in message

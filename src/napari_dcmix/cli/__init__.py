@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """``<path>: <reason>`` for an OSError (both paths of a failed rename/copy)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     from napari_dcmix.errors import DcmixError
 
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except DcmixError as exc:
         print(f"napari-dcmix {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable input, unwritable output, full disk...
+        print(f"napari-dcmix {args.command}: error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"napari-dcmix {args.command}: interrupted", file=sys.stderr)

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from napari_dcmix.plate.labels import read_labels_csv
 
     out = Path(args.out)
+    if out.is_dir():
+        raise ModelError(f"--out {out} is a folder; expected the path of a model file (.pt)")
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
     plates = [open_plate(p) for p in args.plate]

@@ -1,11 +1,19 @@
 """Batched prediction on arrays and streamed prediction over whole plates.
 
-``predict_plate`` streams: a thread pool reads, decodes, resizes and normalises sites (the same
-``preprocess`` as training) in a bounded window ahead of the forward pass, so memory stays
-bounded whatever the plate size, and reading overlaps compute (torch releases the GIL). On CUDA
-it uses autocast and pinned-memory non-blocking transfers; a CUDA out-of-memory error retries
-with half the batch, and at batch size 1 falls back to the CPU with a warning. The device
-actually used is reported.
+``predict_plate`` streams: a thread pool reads and decodes sites in a bounded window ahead of
+the forward pass, so memory stays bounded whatever the plate size, and reading overlaps compute.
+
+- CPU: the reader threads also resize and normalise each site (``preprocess``, the transform
+  training uses: an exact numpy block mean for integer factors, so no torch op and no extra
+  OpenMP thread team runs in the readers) and the main thread only stacks and runs the model.
+- CUDA: the reader threads only read the raw site arrays (uint16 etc., no float conversion on
+  the host); each batch is copied into a reused pinned buffer, transferred non-blocking, and
+  resized (``avg_pool2d`` for integer factors, which equals area interpolation, else
+  ``F.interpolate(mode="area")``) and normalised on the device before the autocast forward.
+
+A CUDA out-of-memory error retries with half the batch, and at batch size 1 falls back to the
+CPU with a warning (raw batches are then preprocessed on the host). The device actually used is
+reported. A model without stored normalisation (fresh or adapted, never trained) is refused.
 """
 
 from __future__ import annotations
@@ -26,8 +34,15 @@ import torch
 
 from napari_dcmix.errors import ModelError, PlateError
 from napari_dcmix.model.classifier import DcmixClassifier
-from napari_dcmix.model.data import normalise_well, preprocess, site_name
+from napari_dcmix.model.data import (
+    Normaliser,
+    normalise_well,
+    preprocess,
+    resize_area,
+    site_name,
+)
 from napari_dcmix.model.device import resolve_device
+from napari_dcmix.plate.normalise import check_finite
 
 __all__ = [
     "PlatePredictions",
@@ -146,37 +161,129 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def require_normalisation(model: DcmixClassifier) -> Normaliser:
+    """The model's stored normalisation as a ``Normaliser``; a model without one (fresh or
+    adapted, never trained) would otherwise predict on raw pixels."""
+    if model.normalisation is None:
+        raise ModelError(
+            f"model ({model.backbone_name}, channels {list(model.channel_names)}) has no stored "
+            "normalisation: train or fine-tune it first"
+        )
+    return Normaliser(model.normalisation)
+
+
+# Host dtypes sent to the device as a same-size signed view, widened and masked there.
+_UNSIGNED_VIEWS = {
+    np.dtype(np.uint16): (np.int16, 0xFFFF),
+    np.dtype(np.uint32): (np.int32, 0xFFFFFFFF),
+}
+_DEVICE_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.int32, np.int64,
+                                        np.float16, np.float32, np.float64)}  # fmt: skip
+
+
 class _Runner:
-    """Forward passes with CUDA OOM handling (half batch, then CPU fallback)."""
+    """Forward passes with CUDA OOM handling (half batch, then CPU fallback).
+
+    ``runner(batch)`` takes preprocessed float32 (B, C, S, S); ``runner(batch, raw=True)``
+    takes raw sites (an array (B, C, H, W) or a sequence of (C, H, W) arrays of one shape and
+    dtype): on CUDA they are resized and normalised on the device, on the CPU on the host."""
 
     def __init__(self, model: DcmixClassifier, device: torch.device) -> None:
+        self.normaliser = require_normalisation(model)
         self.model = model
         self.device = device
         self.net = _model_on(model, device)
         self.max_batch: int | None = None
+        self.input_size = int(model.input_size)
+        self._pinned: torch.Tensor | None = None
+        self._device_norm: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(batch)
+    @property
+    def preprocess_on_device(self) -> bool:
+        return self.device.type == "cuda"
+
+    def _host_preprocess(self, raw: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([preprocess(a, self.input_size, self.normaliser) for a in raw])
+
+    def _pin(self, raw: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Raw sites copied into a reused pinned host buffer (as a signed view for uint16/32).
+        Reuse is safe: each forward ends with a synchronous copy of the probabilities, after
+        the previous non-blocking transfer from this buffer has completed."""
+        first = np.asarray(raw[0])
+        dtype = first.dtype
+        host_dtype = _UNSIGNED_VIEWS.get(dtype, (dtype, 0))[0]
+        if np.dtype(host_dtype) not in _DEVICE_DTYPES:
+            host_dtype = np.float32
+        shape = (len(raw), *first.shape)
+        tdtype = torch.from_numpy(np.empty(0, host_dtype)).dtype
+        buf = self._pinned
+        pin = self.device.type == "cuda"  # (the CPU case only serves tests of this path)
+        if buf is None or buf.dtype != tdtype or buf.shape[1:] != shape[1:] or len(buf) < shape[0]:
+            buf = torch.empty(shape, dtype=tdtype, pin_memory=pin)
+            if pin:
+                self._pinned = buf
+        view = buf[: shape[0]]
+        dst = view.numpy()
+        if dtype in _UNSIGNED_VIEWS:
+            dst = dst.view(dtype)
+        if isinstance(raw, np.ndarray):
+            np.copyto(dst, raw, casting="unsafe")
+        else:
+            for i, a in enumerate(raw):
+                np.copyto(dst[i], a, casting="unsafe")
+        return view
+
+    def _device_preprocess(self, raw: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        dtype = np.asarray(raw[0]).dtype
+        t = self._pin(raw).to(self.device, non_blocking=True)
+        if dtype in _UNSIGNED_VIEWS:
+            t = t.to(torch.int64 if dtype.itemsize == 4 else torch.int32)
+            t = t & _UNSIGNED_VIEWS[dtype][1]
+        x = t.to(torch.float32)
+        size = self.input_size
+        h, w = x.shape[-2:]
+        if (h, w) != (size, size):
+            if h % size == 0 and w % size == 0:
+                f = (h // size, w // size)
+                x = F.avg_pool2d(x, kernel_size=f, stride=f)  # == area for integer factors
+            else:
+                x = F.interpolate(x, size=(size, size), mode="area")
+        if self._device_norm is None or self._device_norm[0].device != x.device:
+            low = torch.from_numpy(self.normaliser.low[None]).to(x.device)
+            scale = torch.from_numpy(self.normaliser.scale[None]).to(x.device)
+            self._device_norm = (low, scale)
+        low, scale = self._device_norm
+        return (x - low) * scale
+
+    def _forward(self, batch: Sequence[np.ndarray] | np.ndarray, raw: bool = False) -> np.ndarray:
         if self.device.type == "cuda":
-            t = t.pin_memory().to(self.device, non_blocking=True)
+            if raw:
+                t = self._device_preprocess(batch)
+            else:
+                t = torch.from_numpy(np.asarray(batch))
+                t = t.pin_memory().to(self.device, non_blocking=True)
             ctx: Any = torch.autocast(device_type="cuda", dtype=torch.float16)
         else:
-            t = t.to(self.device)
+            x = self._host_preprocess(batch) if raw else np.asarray(batch)
+            t = torch.from_numpy(x).to(self.device)
             ctx = contextlib.nullcontext()
         with torch.inference_mode(), ctx:
             logits = self.net(t)
         return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: Sequence[np.ndarray] | np.ndarray, raw: bool = False) -> np.ndarray:
         size = self.max_batch or len(batch)
         while True:
             try:
                 return np.concatenate(
-                    [self._forward(batch[i : i + size]) for i in range(0, len(batch), size)]
+                    [self._forward(batch[i : i + size], raw) for i in range(0, len(batch), size)]
                 )
             except Exception as exc:
                 if self.device.type != "cuda" or not _is_oom(exc):
                     raise
+                self._pinned = None
                 torch.cuda.empty_cache()
                 if size > 1:
                     size = max(1, size // 2)
@@ -220,17 +327,21 @@ def predict_arrays(
             f"expected images (N, {len(model.channel_names)}, H, W) for channels "
             f"{model.channel_names}, found shape {x.shape}"
         )
+    if batch_size < 1:
+        raise ModelError(f"batch size: expected >= 1, found {batch_size}")
     runner = _Runner(model, resolve_device(device))
+    size = model.input_size
     out = []
     with _eval(model), _eval(runner.net):
         for i in range(0, len(x), batch_size):
-            batch = np.stack(
-                [
-                    preprocess(img, model.input_size, model.normalisation, f"image {i + j}")
-                    for j, img in enumerate(x[i : i + batch_size])
-                ]
-            )
-            out.append(runner(batch))
+            chunk = x[i : i + batch_size]
+            for j, img in enumerate(chunk):
+                check_finite(img, f"image {i + j}")
+            if runner.preprocess_on_device:
+                out.append(runner(chunk, raw=True))
+                continue
+            batch = np.stack([resize_area(img, size) for img in chunk])
+            out.append(runner(runner.normaliser(batch)))
     if not out:
         return np.zeros((0, len(model.class_names)))
     return np.concatenate(out)
@@ -271,14 +382,21 @@ def predict_plate(
     result = PlatePredictions(plate.name, list(model.class_names), str(runner.device))
     total = len(keys)
 
+    on_device = runner.preprocess_on_device
+    normaliser = runner.normaliser
+    size = model.input_size
+
     def load(key: tuple[str, int]) -> np.ndarray:
+        """Read one site; on the CPU path also resize + normalise it (numpy only)."""
         well, site = key
-        return preprocess(
-            plate.read(well, site),
-            model.input_size,
-            model.normalisation,
-            site_name(plate, well, site),
-        )
+        name = site_name(plate, well, site)
+        image = np.asarray(plate.read(well, site))
+        if not on_device:
+            return preprocess(image, size, normaliser, name)
+        if image.ndim != 3:
+            raise ModelError(f"{name}: expected (C, H, W), found shape {image.shape}")
+        check_finite(image, name)
+        return image
 
     threads = max(1, int(read_threads))
     window = max(2 * batch_size, batch_size + 2 * threads)
@@ -304,7 +422,12 @@ def predict_plate(
                 while next_key < total and len(pending) < window:
                     pending.append((keys[next_key], pool.submit(load, keys[next_key])))
                     next_key += 1
-                probs = runner(np.stack(arrays))
+                if not on_device:
+                    probs = runner(np.stack(arrays))
+                elif len({(a.shape, a.dtype) for a in arrays}) == 1:
+                    probs = runner(arrays, raw=True)
+                else:  # mixed site shapes cannot share a device batch: preprocess on the host
+                    probs = runner(np.stack([preprocess(a, size, normaliser) for a in arrays]))
                 del arrays
                 for (well, site), p in zip(batch_keys, probs, strict=False):
                     result.sites.append(SitePrediction(well, site, p))

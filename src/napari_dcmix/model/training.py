@@ -59,13 +59,23 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
             raise ModelError(f"training mode: expected one of {TRAIN_MODES}, found {self.mode!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ModelError(
-                f"training: expected epochs >= 1 and batch size >= 1, found {self.epochs}, "
-                f"{self.batch_size}"
-            )
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ModelError(f"validation fraction: expected 0 <= f < 1, found {self.val_fraction}")
+        # (setting, value, test, what is expected): each failing one raises with expected/found
+        checks = (
+            ("epochs", self.epochs, lambda v: v >= 1, ">= 1"),
+            ("batch size", self.batch_size, lambda v: v >= 1, ">= 1"),
+            ("learning rate", self.lr, lambda v: v > 0, "> 0"),
+            ("mixing learning rate", self.mixing_lr, lambda v: v > 0, "> 0"),
+            ("weight decay", self.weight_decay, lambda v: v >= 0, ">= 0"),
+            ("read threads", self.read_threads, lambda v: v >= 1, ">= 1"),
+            ("k (blended images)", self.k, lambda v: v >= 1, ">= 1"),
+            ("temperature", self.temperature, lambda v: v > 0, "> 0"),
+            ("input size", self.input_size, lambda v: v >= 8, ">= 8 pixels"),
+            ("validation fraction", self.val_fraction, lambda v: 0 <= v < 1, "0 <= f < 1"),
+        )
+        for what, value, ok, expected in checks:
+            # NaN fails every comparison, so it is reported too
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok(value):
+                raise ModelError(f"training {what}: expected {expected}, found {value!r}")
 
 
 @dataclass
@@ -80,6 +90,7 @@ class TrainProgress:
     importance: dict[str, float]
     message: str
     phase: str = "train"  # "read" | "train"
+    device: str = "cpu"  # the device training runs on ("cpu", "cuda:0", "mps")
 
 
 @dataclass
@@ -114,37 +125,21 @@ def _prepare_model(
 ) -> tuple[DcmixClassifier, list[str]]:
     """A fresh model or a deep copy of ``model`` fitting the data; returns it and notes."""
     notes: list[str] = []
-    if model is None:
-        if config.mode == "mixing":
-            raise ModelError("training mode 'mixing' fine-tunes a trained model: give one (--init)")
-        net = build_model(
-            channel_names,
-            class_names,
-            backbone=config.backbone,
-            k=config.k,
-            mode=config.mixing_mode,
-            temperature=config.temperature,
-            input_size=config.input_size,
-            seed=config.seed,
-            pretrained_path=config.pretrained_path,
-        )
-        return net, notes
-    if config.mode == "scratch":
-        # Same architecture as the given model, fresh weights.
-        net = build_model(
-            channel_names,
-            class_names,
-            backbone=model.backbone_name,
-            k=model.k,
-            mode=model.mode,
-            temperature=model.temperature,
-            input_size=model.input_size,
-            seed=config.seed,
-        )
-        notes.append(
-            f"from scratch with the architecture of the given model ({model.backbone_name})"
-        )
-        return net, notes
+    if model is None and config.mode == "mixing":
+        raise ModelError("training mode 'mixing' fine-tunes a trained model: give one (--init)")
+    if model is None or config.mode == "scratch":
+        # fresh weights, with the architecture of the given model or else the config's
+        if model is None:
+            arch = {"backbone": config.backbone, "k": config.k, "mode": config.mixing_mode,
+                    "temperature": config.temperature, "input_size": config.input_size,
+                    "pretrained_path": config.pretrained_path}  # fmt: skip
+        else:
+            arch = {k: v for k, v in model.config().items() if k not in ("channel_names",
+                    "class_names")}  # fmt: skip
+            notes.append(
+                f"from scratch with the architecture of the given model ({model.backbone_name})"
+            )
+        return build_model(channel_names, class_names, seed=config.seed, **arch), notes
     if list(model.channel_names) != list(channel_names):
         if not config.fresh_mixing:
             raise ModelError(
@@ -162,16 +157,11 @@ def _prepare_model(
     return net, notes
 
 
-def _normalise_inplace(x: np.ndarray, stats) -> np.ndarray:
-    """``normalise`` without a second copy of the training set (x is ours: resized copies)."""
-    if x.dtype != np.float32 or not x.flags.c_contiguous:
-        return normalise(x, stats)
-    # the same float32 arithmetic as normalise(): (x - low) * scale
-    low = np.asarray(stats.low, np.float32).reshape(1, -1, 1, 1)
-    scale = 1.0 / (np.asarray(stats.high, np.float64) - np.asarray(stats.low, np.float64))
-    x -= low
-    x *= scale.astype(np.float32).reshape(1, -1, 1, 1)
-    return x
+def _device_name(device: torch.device) -> str:
+    """The device as shown to the user, with its index: "cpu", "cuda:0", "mps"."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 def _split(
@@ -213,7 +203,8 @@ def _recalibrate_batchnorm(
     net: nn.Module, x: torch.Tensor, idx: np.ndarray, batch: int, device
 ) -> None:
     """Running BatchNorm statistics = exact averages over the (unaugmented) training set, so
-    that prediction sees the statistics of the final weights (ResNets; small_cnn has none)."""
+    that prediction sees the statistics of the final weights. small_cnn and the ResNets all
+    use BatchNorm; only an experimental GroupNorm small_cnn has none (nothing to do)."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -259,10 +250,11 @@ def _fit(
             f"labels: at least 2 classes are needed to train, found {len(np.unique(y))}"
         )
     device = resolve_device(config.device)
+    device_name = _device_name(device)
     stats = estimate_channel_stats(
         x, max_sites=256, seed=config.seed, channel_names=net.channel_names
     )
-    xt = torch.from_numpy(_normalise_inplace(x, stats))
+    xt = torch.from_numpy(normalise(x, stats, inplace=True))  # x is ours: resized copies
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     train_idx, val_idx = _split(np.asarray(y), np.asarray(groups), config.val_fraction, config.seed)
     if len(train_idx) == 0:
@@ -329,6 +321,7 @@ def _fit(
                 importance=net.channel_importance(),
                 message=f"epoch {epoch}/{config.epochs} step {step}/{steps} "
                 f"loss {loss_sum / seen:.4f}",
+                device=device_name,
             )
         val_acc = None
         if len(val_idx) or epoch == config.epochs:
@@ -357,6 +350,7 @@ def _fit(
             importance=record["importance"],
             message=f"epoch {epoch}/{config.epochs} done: loss {record['loss']:.4f} "
             f"train acc {record['train_accuracy']:.3f}{val_text}",
+            device=device_name,
         )
     for p in net.parameters():
         p.requires_grad_(True)
@@ -368,6 +362,7 @@ def _fit(
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "train_seconds": round(time.perf_counter() - t0, 3),
+        "device_used": device_name,
         "final": {k: v for k, v in history[-1].items() if k != "importance"},
         "torch_version": str(torch.__version__),
     }
@@ -450,10 +445,10 @@ def train(
                 f"{p.name!r} {list(p.channels)}"
             )
     net, notes = _prepare_model(model, channels, classes, config)
+    device_name = _device_name(resolve_device(config.device))  # fails before reading sites
     for note in notes:
-        yield TrainProgress(
-            0, config.epochs, 0, 0, None, None, None, net.channel_importance(), note, phase="read"
-        )
+        yield TrainProgress(0, config.epochs, 0, 0, None, None, None, net.channel_importance(),
+                            note, phase="read", device=device_name)  # fmt: skip
     reader = read_labelled_sites(
         plate_list, label_list, net.class_names, net.input_size, config.read_threads, should_stop
     )
@@ -475,6 +470,7 @@ def train(
                 net.channel_importance(),
                 f"reading sites {done}/{total}",
                 phase="read",
+                device=device_name,
             )
     if sites is None:
         return TrainResult(model=None, cancelled=True)

@@ -169,6 +169,7 @@ class ChannelFilesPlate(Plate):
                     f"image {path} has shape {img.shape}, but {self._shape_source} has "
                     f"{self.image_shape}: all images of a plate must have the same size"
                 )
+            self._check_dtype(img.dtype, f"image {path}")
             out[i] = img
         return out
 
@@ -182,6 +183,7 @@ class ChannelFilesPlate(Plate):
                 view = view[..., 0]
             if view is None or view.shape != self.image_shape:
                 return super()._read_thumbnail(well, site, factor)  # PNG, compressed, bad file
+            self._check_dtype(view.dtype, f"image {path}")
             out[i] = view[::factor, ::factor]
         return out
 

@@ -21,6 +21,12 @@ class Plate:
     ``read`` checks names, shape and dtype around it and is safe to call from several threads.
     They may override ``_read_thumbnail(well, site, factor)`` to read a subsampled site
     without decoding it all (see ``read_thumbnail``).
+
+    Data type: the plate's ``dtype`` is learnt from its first image. A site (or file) of
+    another dtype is converted only when the conversion is safe (``np.can_cast(found,
+    plate dtype, "safe")``: every value kept, e.g. a uint8 file in a uint16 plate); anything
+    else (uint16 in a uint8 plate would wrap, float in an integer plate would truncate) raises
+    ``PlateError`` naming the site or file, the expected and the found dtype.
     """
 
     def __init__(
@@ -102,9 +108,18 @@ class Plate:
                 f"plate {self.name!r}: well {name} site {site} has shape {data.shape}, "
                 f"expected {expected} like {self._shape_source or 'the first image'}"
             )
-        if data.dtype != self.dtype:
-            data = data.astype(self.dtype, copy=False)
-        return data
+        self._check_dtype(data.dtype, f"well {name} site {site}")
+        return data.astype(self.dtype, copy=False)
+
+    def _check_dtype(self, found: np.dtype, what: str) -> None:
+        """PlateError unless pixels of dtype ``found`` convert to the plate's dtype safely."""
+        found = np.dtype(found)
+        if found != self.dtype and not np.can_cast(found, self.dtype, casting="safe"):
+            like = self._shape_source or "the first image"
+            raise PlateError(
+                f"plate {self.name!r}: {what} has dtype {found}, expected {self.dtype} like "
+                f"{like}: converting would change pixel values (mixed data types in one plate)"
+            )
 
     def thumbnail_shape(self, factor: int) -> tuple[int, int, int]:
         """``(C, ceil(H / factor), ceil(W / factor))``: the shape ``read_thumbnail`` returns."""
@@ -136,9 +151,8 @@ class Plate:
                 f"plate {self.name!r}: well {name} site {site} thumbnail (1/{factor}) has shape "
                 f"{data.shape}, expected {expected}"
             )
-        if data.dtype != self.dtype:
-            data = data.astype(self.dtype, copy=False)
-        return data
+        self._check_dtype(data.dtype, f"well {name} site {site}")
+        return data.astype(self.dtype, copy=False)
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
         """Default: the whole site, subsampled (a copy, so the full image can be freed)."""

@@ -79,18 +79,25 @@ def write_labels_csv(path: str | Path, labels: Mapping[str, str], plate: str | N
     return path
 
 
-def check_labels_fit(labels: Mapping[str, str], plate) -> None:
-    """Raise LabelsError naming the labelled wells that ``plate`` (a Plate) does not have."""
-    have = set(plate.wells)
+def check_labels_fit(labels: Mapping[str, str], plate) -> dict[str, str]:
+    """``{well: label}`` with well names normalised (``B2`` -> ``B02``) and labels as ``str``.
+
+    Raises LabelsError naming a well name that cannot be parsed, or every labelled well that
+    ``plate`` (a Plate) does not have (the first 20, with the count), with the plate's path and
+    the wells it does have, so a labels file meant for another plate is easy to recognise.
+    """
     try:
-        named = {normalise_well(w) for w in labels}
+        named = {normalise_well(w): str(label) for w, label in labels.items()}
     except PlateError as exc:
         raise LabelsError(f"labels for plate {plate.name!r}: {exc}") from None
+    have = set(plate.wells)
     missing = [w for w in sort_wells(named) if w not in have]
     if missing:
-        shown = ", ".join(missing[:20]) + (
-            f" ... ({len(missing)} in all)" if len(missing) > 20 else ""
-        )
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        wells = list(plate.wells)
+        span = f"{wells[0]} ... {wells[-1]}" if len(wells) > 2 else ", ".join(wells)
         raise LabelsError(
-            f"plate {plate.name!r} ({plate.path}) has no well(s) {shown} that the labels name"
+            f"labels name {len(missing)} well(s) that plate {plate.name!r} ({plate.path}) does "
+            f"not have: {shown}; the plate has {len(wells)} well(s): {span or 'none'}"
         )
+    return named

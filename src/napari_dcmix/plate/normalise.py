@@ -199,8 +199,14 @@ def estimate_channel_stats(
     )
 
 
-def normalise(array: np.ndarray, stats: ChannelStats) -> np.ndarray:
-    """(x - low) / (high - low) per channel; (C, H, W) or (B, C, H, W) -> float32."""
+def normalise(array: np.ndarray, stats: ChannelStats, *, inplace: bool = False) -> np.ndarray:
+    """(x - low) / (high - low) per channel; (C, H, W) or (B, C, H, W) -> float32.
+
+    The one implementation of the transform, used by training and prediction alike.
+    ``inplace=True`` overwrites a writeable float32 ``array`` and returns it (no second copy
+    of a training set); any other array is converted to a new float32 array as usual. Both
+    paths run the same float32 operations, so the results are bit-identical.
+    """
     arr = np.asarray(array)
     if arr.ndim not in (3, 4):
         raise PlateError(f"normalise: expected (C, H, W) or (B, C, H, W), found shape {arr.shape}")
@@ -213,4 +219,8 @@ def normalise(array: np.ndarray, stats: ChannelStats) -> np.ndarray:
     low = np.asarray(stats.low, dtype=np.float32).reshape(c, 1, 1)
     scale = 1.0 / (np.asarray(stats.high, np.float64) - np.asarray(stats.low, np.float64))
     scale = scale.astype(np.float32).reshape(c, 1, 1)
-    return ((arr.astype(np.float32, copy=False) - low) * scale).astype(np.float32, copy=False)
+    own = inplace and arr.dtype == np.float32 and arr.flags.writeable
+    out = arr if own else arr.astype(np.float32, copy=True)
+    out -= low
+    out *= scale
+    return out

@@ -5,11 +5,21 @@ image), channel names from the first image's ``omero.channels[].label`` (else ``
 Pixels are read from the full-resolution level (``datasets[0]``) one site at a time; t and z
 axes, when present, are read at index 0. ``read_thumbnail`` reads a coarser stored level of the
 image's pyramid when one has the requested scale, else a strided selection of level 0.
+
+Missing chunks: zarr reads a chunk that is not stored as the array's fill value, and writers
+legitimately skip chunks that are all fill value, so a single missing chunk cannot be told from
+a dark one. When *every* stored chunk of a channel of a site is missing (a channel that is the
+fill value over a whole site: lost data, not an image), ``read`` emits a ``PlateWarning``
+naming the well, site and channels, and still returns the fill value (one ``stat`` per chunk,
+stopping at the first present chunk of each channel; checked for local folder stores only).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +61,24 @@ class OmeZarrPlate(Plate):
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         array, axes, where, _ = self._array(well, site)
+        self._warn_missing_channels(well, site, array, axes, where)
         return _read_cyx(array, axes, where, 1)
+
+    def _warn_missing_channels(self, well: str, site: int, array, axes: str, where: str) -> None:
+        """PlateWarning when every chunk of some channel of this site is absent from disk."""
+        missing = _missing_channels(array, axes, where)
+        if missing:
+            from napari_dcmix.plate._io import PlateWarning
+
+            names = ", ".join(
+                repr(self.channels[i]) if i < len(self.channels) else str(i) for i in missing
+            )
+            warnings.warn(
+                f"plate {self.name!r}: well {well} site {site}: no stored chunk for channel(s) "
+                f"{names} in {where}; read as the fill value {array.fill_value} (missing data)",
+                PlateWarning,
+                stacklevel=4,
+            )
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
         """A stored pyramid level of this scale when there is one, else a strided selection.
@@ -121,6 +148,31 @@ def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
     if "c" not in kept:
         data, kept = data[None], ["c", *kept]
     return np.moveaxis(data, kept.index("c"), 0)
+
+
+def _missing_channels(array, axes: str, where: str) -> list[int]:
+    """Channel indices whose every chunk (t and z at 0) is missing from a local folder store."""
+    base = Path(where)
+    try:
+        if not base.is_dir():
+            return []
+        storage = array.shards or array.chunks  # shards are the stored objects when sharded
+        encode = array.metadata.encode_chunk_key
+        ranges = [
+            range(-(-n // cs)) if a in "cyx" else range(1)
+            for a, n, cs in zip(axes, array.shape, storage, strict=True)
+        ]
+        ci = axes.index("c") if "c" in axes else None
+        present: set[int] = set()
+        for coords in itertools.product(*ranges):
+            c_chunk = coords[ci] if ci is not None else 0
+            if c_chunk not in present and os.path.exists(base / encode(coords)):
+                present.add(c_chunk)
+        n_c = array.shape[ci] if ci is not None else 1
+        c_size = storage[ci] if ci is not None else 1
+        return [c for c in range(n_c) if c // c_size not in present]
+    except Exception:  # unusual store or metadata: no check rather than a failed read
+        return []
 
 
 def _yx_scale(dataset: dict) -> tuple[float, float] | None:

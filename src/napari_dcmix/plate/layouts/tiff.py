@@ -57,6 +57,7 @@ class TiffFolderPlate(Plate):
                 f"image {path} has shape {data.shape}, but {self._shape_source} has "
                 f"{expected}: all sites of a plate must have the same channels and size"
             )
+        self._check_dtype(data.dtype, f"image {path}")
         return data
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
@@ -66,6 +67,7 @@ class TiffFolderPlate(Plate):
             view = _as_chw(view)
         if view is None or view.shape != (len(self.channels), *self.image_shape):
             return super()._read_thumbnail(well, site, factor)  # compressed or bad: full read
+        self._check_dtype(view.dtype, f"image {self._files[(well, site)]}")
         return np.array(view[:, ::factor, ::factor], dtype=self.dtype)
 
 
