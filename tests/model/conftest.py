@@ -15,6 +15,7 @@ class ArrayPlate:
     """Duck-typed Plate over an in-memory array (n_wells, sites, C, H, W): public API only."""
 
     layout = "tiff"
+    path = "<in memory>"
 
     def __init__(self, images: np.ndarray, wells: list[str], channels: list[str], name="Mem"):
         self.name = name

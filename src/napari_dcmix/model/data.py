@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_dcmix.errors import LabelsError, ModelError, PlateError
+from napari_dcmix.plate.labels import check_labels_fit
 from napari_dcmix.plate.normalise import ChannelStats, check_finite, normalise
 from napari_dcmix.plate.wells import normalise_well as _normalise_well
 
@@ -101,11 +102,7 @@ class Normaliser:
 
     def __call__(self, resized: np.ndarray) -> np.ndarray:
         """float32 (C, S, S) or (B, C, S, S), normalised in place and returned."""
-        if resized.shape[-3] != self.low.shape[0]:
-            return normalise(resized, self.stats)  # raises, naming both channel counts
-        resized -= self.low
-        resized *= self.scale
-        return resized
+        return normalise(resized, self.stats, inplace=True)
 
 
 def preprocess(
@@ -153,17 +150,7 @@ def check_labels(
             f"expected one labels mapping per plate: {len(plates)} plates, "
             f"{len(labels)} label mappings"
         )
-    out: list[dict[str, str]] = []
-    for plate, lab in zip(plates, labels, strict=False):
-        norm = {normalise_well(w): str(v) for w, v in lab.items()}
-        have = set(plate.wells)
-        missing = [w for w in norm if w not in have]
-        if missing:
-            raise LabelsError(
-                f"labels name {len(missing)} well(s) plate {plate.name!r} lacks: "
-                f"{', '.join(missing)}"
-            )
-        out.append(norm)
+    out = [check_labels_fit(lab, plate) for plate, lab in zip(plates, labels, strict=True)]
     classes = sorted({v for lab in out for v in lab.values()})
     if len(classes) < 2:
         raise LabelsError(
