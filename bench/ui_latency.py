@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             else build_model(synth.channels, ["control", "treated"])
         )
     )
+    if model is not None and not isinstance(model, (str, Path)) and model.normalisation is None:
+        # predict refuses a model without stored normalisation: the plate's own statistics
+        from napari_dcmix.plate.normalise import estimate_channel_stats
+
+        model.normalisation = estimate_channel_stats(widget.plate, seed=0)
     assert widget.load_model(model)
     widget.warm_thread.join(120)
     widget.set_annotations(synth.labels)

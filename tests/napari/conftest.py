@@ -18,12 +18,48 @@ def synth_plate(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="session")
+def other_plate(tmp_path_factory):
+    """A second, smaller plate (6 wells x 1 site) for switching plates."""
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    root = tmp_path_factory.mktemp("other")
+    return write_synthetic_plate(
+        root / "other", n_wells=6, sites=1, image_size=64, seed=1, plate_name="Other"
+    )
+
+
+@pytest.fixture(scope="session")
+def plate_stats(synth_plate):
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.plate.normalise import estimate_channel_stats
+
+    return estimate_channel_stats(open_plate(synth_plate.path), seed=0)
+
+
 @pytest.fixture
-def small_model(synth_plate):
-    """An untrained DCMIX model for the plate's channels (64 px input: quick on the CPU)."""
+def small_model(synth_plate, plate_stats):
+    """An untrained DCMIX model for the plate's channels (64 px input: quick on the CPU), with
+    the plate's normalisation so that it can predict."""
     from napari_dcmix.model import build_model
 
-    return build_model(synth_plate.channels, ["control", "treated"], input_size=64, seed=0)
+    model = build_model(synth_plate.channels, ["control", "treated"], input_size=64, seed=0)
+    model.normalisation = plate_stats
+    return model
+
+
+class Answers:
+    """Stands in for ``Dialogs.confirm``: records each question, answers ``answer``; the widget
+    fixture's default (``None``) fails the test, so no unexpected dialog goes unnoticed."""
+
+    def __init__(self, answer: bool | None = None) -> None:
+        self.answer, self.questions = answer, []
+
+    def __call__(self, title: str, question: str) -> bool:
+        self.questions.append(question)
+        if self.answer is None:
+            pytest.fail(f"unexpected confirmation dialog: {question}")
+        return self.answer
 
 
 @pytest.fixture
@@ -52,6 +88,7 @@ def widget(viewer, qtbot, synth_plate, small_model):
     from napari_dcmix._napari.widget import DcmixWidget
 
     w = DcmixWidget(viewer)
+    w.dialogs.confirm = Answers()  # a test that expects a question installs its own answer
     viewer.window.add_dock_widget(w, name="DCMIX", area="right")
     w.show_chart()
     assert w.open_plate(synth_plate.path)
@@ -71,6 +108,17 @@ def wait_for(qtbot, widget):
         qtbot.waitUntil(lambda: not job.is_running and widget.job is None, timeout=timeout)
 
     return wait
+
+
+@pytest.fixture
+def answer(widget):
+    """``answer(True | False)``: confirmations get that answer; returns the recorder."""
+
+    def install(value: bool) -> Answers:
+        widget.dialogs.confirm = Answers(value)
+        return widget.dialogs.confirm
+
+    return install
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 
@@ -79,3 +80,34 @@ def test_actions_without_a_plate(make_napari_viewer, notifications):
     assert w.run_predict() is None
     assert "open a plate first" in notifications[-1]
     assert w.export_csv("x.csv") is None
+
+
+def test_failed_finetune_restores_the_chart_and_shows_the_device(
+    widget, notifications, wait_for, monkeypatch, synth_plate
+):
+    import napari_dcmix.model as core
+    from napari_dcmix.model.training import TrainProgress
+
+    channels = list(synth_plate.channels)
+    fake = {c: (0.9 if c == "DNA" else 0.1 / (len(channels) - 1)) for c in channels}
+
+    def half_then_boom(*args, **kwargs):
+        yield TrainProgress(
+            epoch=1, epochs=2, step=1, steps=1, loss=0.5, train_accuracy=0.5,
+            val_accuracy=None, importance=fake, message="epoch 1", device="cpu",
+        )  # fmt: skip
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(core, "train", half_then_boom)
+    widget.model_section.device_label.setText("device used: –")
+    model = widget.model
+    shown_by_model = list(model.channel_importance().values())
+    widget.set_annotations(synth_plate.labels)
+    job = widget.run_finetune(epochs=2)
+    wait_for(job)
+    assert job.failed and widget.model is model
+    assert any("RuntimeError: out of memory" in m for m in notifications)
+    # the device the worker reported is shown; the discarded model's importance is not
+    assert widget.model_section.device_label.text() == "device used: cpu"
+    assert np.allclose(widget.chart.values, shown_by_model)
+    assert "failed" in widget.finetune_section.status.text()

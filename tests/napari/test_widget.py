@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from napari_dcmix._napari.colors import class_colors
@@ -64,6 +65,19 @@ def test_predict_overlays_and_export(widget, wait_for, synth_plate, tmp_path):
     assert np.allclose([float(r["confidence"]) for r in rows], feats["confidence"])
 
 
+def test_export_asks_before_overwriting(widget, wait_for, answer, tmp_path):
+    wait_for(widget.run_predict())
+    out = tmp_path / "pred.csv"
+    out.write_text("keep me")
+    asked = answer(False)
+    assert widget.export_csv(tmp_path / "pred") is None  # the suffix is fixed first: pred.csv
+    assert out.read_text() == "keep me" and len(asked.questions) == 1
+    assert "pred.csv" in asked.questions[0]
+    answer(True)
+    assert widget.export_csv(tmp_path / "pred") == out
+    assert out.read_text().startswith("plate,well,prediction")
+
+
 def test_plugin_docks_from_the_manifest(viewer, synth_plate):
     _, dcmix = viewer.window.add_plugin_dock_widget("napari-dcmix", "DCMIX")
     _, chart = viewer.window.add_plugin_dock_widget("napari-dcmix", "Channel importance")
@@ -77,7 +91,7 @@ def test_plugin_docks_from_the_manifest(viewer, synth_plate):
     assert dcmix.annotations == {"A01": "control"} and dcmix.plate is not None
 
 
-def test_annotate_by_selection_and_csv(widget, tmp_path, synth_plate):
+def test_annotate_by_selection_and_csv(widget, answer, tmp_path, synth_plate):
     layer = widget.wells_layer
     widget.annotate_section.select_button.setChecked(True)
     assert layer.mode == "select" and widget.viewer.layers.selection.active is layer
@@ -100,11 +114,70 @@ def test_annotate_by_selection_and_csv(widget, tmp_path, synth_plate):
     widget.set_annotations({})
     assert widget.import_annotations(path)
     assert widget.annotations == {w: "hit" for w in synth_plate.wells[:3]}
+    asked = answer(False)  # importing over annotations asks first; declining keeps them
+    assert not widget.import_annotations(synth_plate.labels_csv)
+    assert widget.annotations == {w: "hit" for w in synth_plate.wells[:3]}
+    assert "3 wells are annotated" in asked.questions[0]
+    answer(True)
     assert widget.import_annotations(synth_plate.labels_csv)
     assert widget.annotations == synth_plate.labels
 
 
-def test_finetune_updates_chart_and_finds_the_phenotype(widget, wait_for, synth_plate, phenotype):
+def test_removing_an_annotated_class_asks(widget, answer, synth_plate):
+    section = widget.annotate_section
+    widget.set_annotations({synth_plate.wells[0]: "treated", synth_plate.wells[1]: "control"})
+    section.class_list.setCurrentRow(widget.class_names.index("treated"))
+    asked = answer(False)
+    section._remove_clicked()
+    assert "treated" in widget.class_names and len(widget.annotations) == 2
+    assert "1 wells are annotated 'treated'" in asked.questions[0]
+    answer(True)
+    section._remove_clicked()
+    assert "treated" not in widget.class_names
+    assert widget.annotations == {synth_plate.wells[1]: "control"}
+    section.add_class("unused")  # a class without wells goes without asking
+    widget.dialogs.confirm = lambda t, q: pytest.fail(q)
+    section.class_list.setCurrentRow(widget.class_names.index("unused"))
+    section._remove_clicked()
+    assert "unused" not in widget.class_names
+
+
+def test_switching_plates_keeps_annotations_and_predictions(
+    widget, wait_for, synth_plate, other_plate
+):
+    from napari_dcmix._napari.overlays import find_overlay
+
+    viewer = widget.viewer
+    first_plate, first_wells = widget.plate, widget.wells_layer
+    wait_for(widget.run_predict())
+    first_preds = widget.predictions
+    labels = {synth_plate.wells[0]: "control", synth_plate.wells[1]: "treated"}
+    widget.set_annotations(labels)
+
+    assert widget.open_plate(other_plate.path)
+    assert widget.plate.name == "Other" and widget.annotations == {}
+    assert widget.predictions is None
+    assert not widget.predict_section.export_button.isEnabled()
+    # the first plate's prediction overlays are still in the viewer, with their predictions
+    old = find_overlay(viewer, "well-predictions", first_plate)
+    assert old is not None and old in viewer.layers
+    assert list(old.features["prediction"]) == [w.prediction for w in first_preds.wells()]
+    assert find_overlay(viewer, "site-predictions", first_plate) in viewer.layers
+    widget.set_annotations({other_plate.wells[0]: "treated"})
+
+    widget.use_wells_layer(first_wells)  # as the plate combo does
+    assert widget.plate is first_plate and widget.annotations == labels
+    assert widget.predictions is first_preds and widget.well_layer is old
+    assert widget.predict_section.export_button.isEnabled()
+    assert list(first_wells.features["label"][:2]) == ["control", "treated"]
+    wells_other = [la for la in widget.plate_section.wells_layers() if la is not first_wells]
+    widget.use_wells_layer(wells_other[0])
+    assert widget.annotations == {other_plate.wells[0]: "treated"}
+
+
+def test_finetune_updates_chart_and_finds_the_phenotype(
+    widget, wait_for, answer, synth_plate, phenotype
+):
     before_model = widget.model
     before_values = list(widget.chart.values)
     widget.set_annotations(synth_plate.labels)
@@ -113,12 +186,32 @@ def test_finetune_updates_chart_and_finds_the_phenotype(widget, wait_for, synth_
     wait_for(job, timeout=120_000)
     assert not job.failed and not job.cancelled
     assert widget.model is not before_model and widget.model_dirty
+    info = widget.model.training_info  # the overrides were used, not the form's values
+    assert (info["mode"], info["epochs"], info["mixing_lr"]) == ("all", 5, 0.05)
     assert len(widget.history) == 5
     assert len(widget.finetune_section.losses) >= 5
     assert widget.chart.values != before_values
     assert widget.chart.ranking()[0] == phenotype
     assert widget.finetune_section.train_button.isEnabled()
     assert "Predict" in widget.finetune_section.status.text()
+    assert "cpu" in widget.model_section.device_label.text()
+
+    # loading another model would discard the unsaved fine-tuned one: it asks first
+    tuned = widget.model
+    asked = answer(False)
+    widget.model_section.default_button.click()
+    assert widget.model is tuned and widget.model_dirty and len(asked.questions) == 1
+    assert "not saved" in asked.questions[0]
+    answer(True)
+    assert widget.load_model(before_model)
+    assert widget.model is before_model and not widget.model_dirty
+
+
+def test_finetune_rejects_unknown_options(widget, synth_plate):
+    widget.set_annotations(synth_plate.labels)
+    with pytest.raises(TypeError, match="mixing_rl"):
+        widget.run_finetune(mixing_rl=0.05)
+    assert widget.job is None
 
 
 def test_cancel_mid_training_keeps_the_model(widget, qtbot, wait_for, synth_plate):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -29,7 +29,8 @@ class AnnotateSection(QGroupBox):
     def __init__(self, owner: DcmixWidget) -> None:
         super().__init__("Annotate wells")
         self.owner = owner
-        self.annotations: dict[str, str] = {}
+        self.annotations: dict[str, str] = {}  # the current plate's
+        self.by_plate: dict[str, dict[str, str]] = {}  # plate path -> its annotations
         self.class_list = QListWidget()
         self.class_list.setMaximumHeight(90)
         self.class_list.setToolTip("Double-click a class to rename it")
@@ -105,6 +106,12 @@ class AnnotateSection(QGroupBox):
         if row < 0:
             return
         name = self._names[row]
+        count = sum(c == name for c in self.annotations.values())
+        if count and not self.owner.dialogs.confirm(
+            "Remove class?",
+            f"{count} wells are annotated {name!r}. Remove the class and clear them?",
+        ):
+            return
         self.set_classes([n for n in self._names if n != name])
         self.set_annotations({w: c for w, c in self.annotations.items() if c != name})
 
@@ -119,6 +126,16 @@ class AnnotateSection(QGroupBox):
         self.set_annotations({w: (new if c == old else c) for w, c in self.annotations.items()})
 
     # --- annotations --------------------------------------------------------------------------
+    def show_plate(self) -> None:
+        """Show the current plate's annotations (kept per plate path while switching plates)."""
+        plate = self.owner.plate
+        if plate is None:
+            self.set_annotations({})
+            return
+        wells = set(plate.wells)
+        saved = self.by_plate.get(_plate_key(plate), {})
+        self.set_annotations({w: c for w, c in saved.items() if w in wells})
+
     def set_select_mode(self, on: bool) -> None:
         """Put the wells layer in select mode (click / shift-click / drag) or back to pan-zoom."""
         layer, viewer = self.owner.wells_layer, self.owner.viewer
@@ -164,6 +181,8 @@ class AnnotateSection(QGroupBox):
             if c not in self._names:
                 self.set_classes([*self._names, c])
         self.annotations = labels
+        if self.owner.plate is not None:
+            self.by_plate[_plate_key(self.owner.plate)] = labels
         layer = self.owner.wells_layer
         if layer is not None:
             style_annotations(layer, labels, self._names)
@@ -189,6 +208,12 @@ class AnnotateSection(QGroupBox):
         except DcmixError as exc:
             self.owner.notify_error(f"Import plate map: {exc}")
             return False
+        if self.annotations and not self.owner.dialogs.confirm(
+            "Replace annotations?",
+            f"{len(self.annotations)} wells are annotated. Replace them with the plate map "
+            f"{Path(path).name} ({len(labels)} wells)?",
+        ):
+            return False
         self.set_annotations(labels)
         return True
 
@@ -213,3 +238,11 @@ class AnnotateSection(QGroupBox):
         except OSError as exc:
             self.owner.notify_error(f"Save annotations: could not write {path}: {exc}")
             return None
+
+
+def _plate_key(plate: Any) -> str:
+    """Annotations belong to a plate's folder: reopening it finds them again."""
+    try:
+        return str(Path(plate.path).resolve())
+    except (OSError, RuntimeError, TypeError):
+        return str(plate.path)

@@ -137,18 +137,27 @@ def site_overlay_data(
     )
 
 
+def find_overlay(viewer: Any, role: str, plate: Any) -> Any:
+    """The overlay layer of ``role`` ("well-predictions" | "site-predictions") for ``plate``."""
+    return next(
+        (
+            layer
+            for layer in viewer.layers
+            if layer.metadata.get(ROLE_KEY) == role and layer.metadata.get(PLATE_KEY) is plate
+        ),
+        None,
+    )
+
+
 def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -> Any:
-    """Add the overlay, or update the layer of the same name in place (much cheaper)."""
+    """Add the overlay, or update this plate's layer of the same role in place (much cheaper).
+
+    Only the overlay of the same plate is replaced: other plates' predictions stay."""
     shapes, kwargs, _ = data
-    name = kwargs["name"]
-    old = next((layer for layer in viewer.layers if layer.name == name), None)
-    if (
-        old is not None
-        and old.metadata.get(PLATE_KEY) is kwargs["metadata"][PLATE_KEY]
-        and len(old.data) == len(shapes)
-        and len(shapes) > 0
-    ):
-        old.metadata.update(kwargs["metadata"])
+    meta = kwargs["metadata"]
+    old = find_overlay(viewer, meta[ROLE_KEY], meta[PLATE_KEY])
+    if old is not None and len(old.data) == len(shapes) and len(shapes) > 0:
+        old.metadata.update(meta)
         old.features = kwargs["features"]
         old.face_color = kwargs["face_color"]
         if "edge_color" in kwargs:

@@ -22,6 +22,8 @@ from napari_dcmix.errors import DcmixError
 if TYPE_CHECKING:
     from napari_dcmix._napari.widget import DcmixWidget
 
+PREDICTIONS_KEY = "dcmix_predictions"  # the well overlay's PlatePredictions (layer metadata)
+
 
 class PredictSection(QGroupBox):
     def __init__(self, owner: DcmixWidget) -> None:
@@ -124,25 +126,31 @@ class PredictSection(QGroupBox):
             self.owner.set_busy(None)
 
     def prepare_overlays(self) -> None:
-        """Build the (empty) overlay layers for the current plate before any prediction."""
+        """Use the current plate's overlay layers: the ones it has (its predictions stay), or
+        (empty) new ones built before any prediction, so the first prediction only updates them
+        in place instead of building layers in the middle of the job."""
         owner = self.owner
         if owner.viewer is None or owner.plate is None:
             return
-        self.export_button.setEnabled(False)
-        self.legend.setText("")
-        layers = [
-            overlays.show_overlay(owner.viewer, data, above=owner.wells_layer)
-            for data in overlays.placeholder_overlays(owner.plate, owner.geometry)
-        ]
-        owner.well_layer, owner.site_layer = layers
-        owner.viewer.layers.selection.active = owner.wells_layer
+        plate, viewer = owner.plate, owner.viewer
+        wells = overlays.find_overlay(viewer, "well-predictions", plate)
+        sites = overlays.find_overlay(viewer, "site-predictions", plate)
+        if wells is None or sites is None:
+            wells, sites = (
+                overlays.show_overlay(viewer, data, above=owner.wells_layer)
+                for data in overlays.placeholder_overlays(plate, owner.geometry)
+            )
+        owner.well_layer, owner.site_layer = wells, sites
+        owner.predictions = wells.metadata.get(PREDICTIONS_KEY)
+        shown = owner.predictions is not None
+        self.export_button.setEnabled(shown)
+        self.legend.setText(
+            overlays.legend_html(list(owner.predictions.class_names)) if shown else ""
+        )
+        self.status.setText("")
+        viewer.layers.selection.active = owner.wells_layer
 
     # --- overlays and export ------------------------------------------------------------------
-    def show_predictions(self, predictions: Any) -> None:
-        """Draw (or redraw) both overlays at once."""
-        self._draw_sites(predictions)
-        self._draw_wells(predictions)
-
     def _draw_sites(self, predictions: Any) -> None:
         owner = self.owner
         if owner.viewer is None or owner.plate is None:
@@ -159,6 +167,7 @@ class PredictSection(QGroupBox):
         plate, geometry = owner.plate, owner.geometry
         data = overlays.well_overlay_data(predictions, plate, geometry)
         owner.well_layer = overlays.show_overlay(owner.viewer, data, above=owner.wells_layer)
+        owner.well_layer.metadata[PREDICTIONS_KEY] = predictions  # restored on switching back
         self.legend.setText(overlays.legend_html(list(predictions.class_names)))
         self.export_button.setEnabled(True)
         return owner.well_layer
@@ -187,6 +196,10 @@ class PredictSection(QGroupBox):
         path = Path(path)
         if path.suffix.lower() != ".csv":
             path = path.with_suffix(".csv")
+        if path.exists() and not self.owner.dialogs.confirm(
+            "Overwrite?", f"{path} exists. Replace it?"
+        ):
+            return None
         try:
             layer.features.to_csv(path, index=False)
         except OSError as exc:

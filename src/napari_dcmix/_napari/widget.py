@@ -137,9 +137,9 @@ class DcmixWidget(QWidget):
         self.wells_layer = layer
         self.plate = layer.metadata[PLATE_KEY]
         self.geometry = layer.metadata[GEOMETRY_KEY]
-        self.predictions = None
+        # each plate keeps its prediction overlays and its annotations: switching back restores
         self.predict_section.prepare_overlays()
-        self.annotate_section.set_annotations({})
+        self.annotate_section.show_plate()
         self.plate_section.refresh()
         self.refresh_chart()
 
@@ -159,9 +159,20 @@ class DcmixWidget(QWidget):
 
     # --- model --------------------------------------------------------------------------------
     def load_model(self, path_or_model: Any = None) -> bool:
-        """Load a model file, take a model object, or (None) the shipped default model."""
+        """Load a model file, take a model object, or (None) the shipped default model.
+
+        Asks first when the current model is fine-tuned and unsaved; declining keeps it."""
         from napari_dcmix import model as core
 
+        if (
+            self.model is not None
+            and self.model_dirty
+            and not self.dialogs.confirm(
+                "Discard the fine-tuned model?",
+                "The fine-tuned model is not saved. Discard it and load another model?",
+            )
+        ):
+            return False
         try:
             if path_or_model is None:
                 path = core.default_model_path()
@@ -261,11 +272,6 @@ class DcmixWidget(QWidget):
         self.finetune_section.cancel_button.setEnabled(busy)
         if not busy:
             self.model_section.refresh()
-
-    @property
-    def busy(self) -> bool:
-        """A predict / fine-tune is running or its results are still being drawn."""
-        return self.job is not None
 
     def wait_until_idle(self, timeout_s: float = 300.0) -> bool:
         """Run the Qt event loop until the current job and its drawing are done (scripts)."""

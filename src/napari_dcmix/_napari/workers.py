@@ -116,7 +116,6 @@ class Job:
         self.action = action
         self.cancelled = False
         self.failed = False
-        self._ended = False
         self._released = False
         self._stop = threading.Event()
         self._on_yield, self._on_return = on_yield, on_return
@@ -183,7 +182,6 @@ class Job:
         self._on_error(error_text(self.action, exc))
 
     def _finished(self) -> None:
-        self._ended = True
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None

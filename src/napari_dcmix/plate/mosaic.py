@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -176,26 +177,6 @@ class _TileCache:
                 self._bytes -= old.nbytes
 
 
-def downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean of a (C, H, W) image by ``factor`` (H, W multiples of it), same dtype.
-
-    A utility (the mosaic's levels subsample instead, see the module docstring). Integers are
-    summed in 64-bit integers and rounded half to even (as ``np.rint``); floats are averaged
-    in their own precision. No float64 intermediates.
-    """
-    if factor == 1:
-        return image
-    c, h, w = image.shape
-    blocks = image.reshape(c, h // factor, factor, w // factor, factor)
-    if not np.issubdtype(image.dtype, np.integer):
-        return blocks.mean(axis=(2, 4), dtype=image.dtype)
-    n = factor * factor
-    acc = np.int64 if np.issubdtype(image.dtype, np.signedinteger) else np.uint64
-    q, r = np.divmod(blocks.sum(axis=(2, 4), dtype=acc), acc(n))
-    q += (2 * r > n) | ((2 * r == n) & (q % 2 == 1))
-    return q.astype(image.dtype)
-
-
 class _MosaicLevel:
     """Array-like view of one level (channel ``channel`` or all channels) for ``da.from_array``."""
 
@@ -248,7 +229,9 @@ class PlateMosaic:
         if channel is None:
             chunks = ((self.n_channels,), *chunks)
         arr = _MosaicLevel(self, k, channel)
-        name = f"dcmix-mosaic-{id(self):x}-{k}-{'all' if channel is None else channel}"
+        # a fresh token per array: id(self) is reused after GC and napari's dask cache would
+        # serve a closed plate's tiles (as Plate.to_dask)
+        name = f"dcmix-mosaic-{uuid.uuid4().hex}-{k}-{'all' if channel is None else channel}"
         return da.from_array(
             arr,
             chunks=chunks,
