@@ -1,6 +1,6 @@
-"""Manual check on a machine with CUDA and torchvision (not collected by pytest):
+"""Manual check on a machine with CUDA and torchvision (a script, not a test):
 
-    PYTHONPATH=src python3 tests/model/gpu_smoke.py
+    PYTHONPATH=src python3 bench/gpu_smoke.py
 
 1. our ResNet-18/50 load torchvision's state dicts strictly and give the same features;
 2. CUDA predictions (autocast fp16, pinned memory) vs CPU: max abs difference of probabilities;
