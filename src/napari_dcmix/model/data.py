@@ -53,6 +53,41 @@ def _strided_sum(view: np.ndarray, axis: int, acc: np.dtype) -> np.ndarray:
     return out
 
 
+def _sums_exact_in_float32(dtype: np.dtype, factor: int) -> bool:
+    """Whether every sum of ``factor`` pixels of integer ``dtype`` is an integer below 2**24
+    (so float32 holds it, and each partial sum, exactly)."""
+    if dtype == np.bool_ or dtype.kind not in "iu":
+        return False
+    info = np.iinfo(dtype)
+    return factor * max(abs(int(info.min)), int(info.max)) < 2**24
+
+
+def _block_mean_f32(arr: np.ndarray, size: int, fy: int, fx: int) -> np.ndarray:
+    """Exact block mean of integer pixels whose block sums fit float32 exactly: the sums are
+    accumulated straight in float32 (exact, so bit-identical to integer sums converted once),
+    one (H, W) plane at a time so the partial sums stay in cache; then ``*= 1 / (fy * fx)``."""
+    w = arr.shape[-1]
+    planes = np.ascontiguousarray(arr).reshape(-1, size, fy, w)
+    out = np.empty((planes.shape[0], size, size), dtype=np.float32)
+    rows = np.empty((size, w), dtype=np.float32)
+    cols = rows.reshape(size, size, fx)
+    for plane, dst in zip(planes, out, strict=True):
+        if fy > 1:
+            np.add(plane[:, 0], plane[:, 1], out=rows, dtype=np.float32)
+            for i in range(2, fy):
+                np.add(rows, plane[:, i], out=rows)
+        else:
+            rows[...] = plane[:, 0]
+        if fx > 1:
+            np.add(cols[..., 0], cols[..., 1], out=dst)
+            for i in range(2, fx):
+                np.add(dst, cols[..., i], out=dst)
+        else:
+            dst[...] = cols[..., 0]
+    out *= np.float32(1.0 / (fy * fx))
+    return out
+
+
 def resize_area(image: np.ndarray, size: int) -> np.ndarray:
     """(..., H, W) -> float32 (..., size, size) with area interpolation (identity when equal).
 
@@ -71,6 +106,8 @@ def resize_area(image: np.ndarray, size: int) -> np.ndarray:
     lead = arr.shape[:-2]
     if h % size == 0 and w % size == 0 and arr.dtype != np.bool_:
         fy, fx = h // size, w // size
+        if fy * fx > 1 and _sums_exact_in_float32(arr.dtype, fy * fx):
+            return _block_mean_f32(arr, size, fy, fx).reshape(*lead, size, size)
         acc = _block_sum_dtype(arr.dtype, fy * fx) or np.dtype(np.float64)
         flat = np.ascontiguousarray(arr).reshape(-1, size, fy, w)
         rows = _strided_sum(flat, 2, acc) if fy > 1 else flat[:, :, 0].astype(acc)

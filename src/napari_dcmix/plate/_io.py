@@ -118,12 +118,58 @@ class TiffMapper:
     """Memory-maps uncompressed TIFFs so that a strided view touches only the rows it keeps.
 
     The header of each file is parsed once and cached (re-parsed if the file's size or mtime
-    changes); safe to use from several threads.
+    changes); safe to use from several threads. A file whose every non-pixel byte (all bytes
+    before and after the pixel block) equals that of a file already parsed has the same layout,
+    so the files of a plate written by one writer are parsed only once.
     """
 
-    def __init__(self) -> None:
+    TEMPLATES = 4  # layouts remembered for byte comparison
+    TEMPLATE_MAX_BYTES = 65536  # larger headers / trailers are parsed file by file
+
+    def __init__(self, max_cached: int | None = None) -> None:
         # path -> (file size, mtime, layout or None when the file cannot be mapped)
         self._layouts: dict[Path, tuple[int, int, RawTiff | None]] = {}
+        self._max_cached = max_cached
+        # (file size, bytes before the pixels, bytes after them, layout), newest first
+        self._templates: tuple[tuple[int, bytes, bytes, RawTiff], ...] = ()
+
+    def _layout_of(self, fh, path: Path, size: int) -> RawTiff | None:
+        """Layout of the open file: a template whose non-pixel bytes all match, else parsed."""
+        for t_size, head, tail, raw in self._templates:
+            if t_size != size:
+                continue
+            fh.seek(0)
+            if fh.read(len(head)) != head:
+                continue
+            fh.seek(raw.offset + raw.nbytes)
+            if fh.read(len(tail) + 1) == tail:
+                return raw
+        raw = raw_tiff_layout(path)
+        if raw is not None and raw.nbytes > 0 and raw.offset + raw.nbytes <= size:
+            end = raw.offset + raw.nbytes
+            if size - raw.nbytes <= self.TEMPLATE_MAX_BYTES:
+                fh.seek(0)
+                head = fh.read(raw.offset)
+                fh.seek(end)
+                tail = fh.read(size - end + 1)
+                if len(head) == raw.offset and len(tail) == size - end:
+                    known = ((size, head, tail, raw), *self._templates)
+                    self._templates = known[: self.TEMPLATES]  # one assignment: thread-safe
+        return raw
+
+    def _raw(self, fh, path: Path) -> RawTiff | None:
+        """Cached layout of the open file ``fh`` (re-parsed when it changed), else None."""
+        stat = os.fstat(fh.fileno())
+        cached = self._layouts.get(path)
+        if cached is None or cached[:2] != (stat.st_size, stat.st_mtime_ns):
+            cached = (stat.st_size, stat.st_mtime_ns, self._layout_of(fh, path, stat.st_size))
+            if self._max_cached is not None and len(self._layouts) >= self._max_cached:
+                self._layouts.clear()  # bounded: a long session may see many files
+            self._layouts[path] = cached
+        raw = cached[2]
+        if raw is None or raw.nbytes == 0 or stat.st_size < raw.offset + raw.nbytes:
+            return None
+        return raw
 
     def view(self, path: Path) -> np.ndarray | None:
         """Read-only array over the file's pixels (shape as ``tifffile.imread``), or None."""
@@ -131,13 +177,8 @@ class TiffMapper:
             return None
         try:
             with open(path, "rb") as fh:
-                stat = os.fstat(fh.fileno())
-                cached = self._layouts.get(path)
-                if cached is None or cached[:2] != (stat.st_size, stat.st_mtime_ns):
-                    cached = (stat.st_size, stat.st_mtime_ns, raw_tiff_layout(path))
-                    self._layouts[path] = cached
-                raw = cached[2]
-                if raw is None or raw.nbytes == 0 or stat.st_size < raw.offset + raw.nbytes:
+                raw = self._raw(fh, path)
+                if raw is None:
                     return None
                 mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
@@ -145,6 +186,33 @@ class TiffMapper:
         count = raw.nbytes // raw.dtype.itemsize
         # the array keeps the map alive; it is unmapped when the last view is gone
         return np.frombuffer(mapped, raw.dtype, count=count, offset=raw.offset).reshape(raw.shape)
+
+    def read_into(self, path: Path, out: np.ndarray) -> bool:
+        """Copy an uncompressed TIFF's pixels straight into ``out`` (one ``readinto``, no
+        decoder, no intermediate array). ``out`` must be C-contiguous with the file's dtype
+        (native byte order) and shape (``(1, H, W)`` also takes an ``(H, W)`` file). False,
+        with ``out`` undefined, where the file needs the general decoder (compressed, other
+        dtype / shape, truncated, unreadable): that path then reports the problem."""
+        if path.suffix.lower() not in TIFF_SUFFIXES or not out.flags.c_contiguous:
+            return False
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                raw = self._raw(fh, path)
+                if raw is None or raw.dtype != out.dtype:
+                    return False
+                if raw.shape != out.shape and (1, *raw.shape) != out.shape:
+                    return False
+                buf = memoryview(out).cast("B")
+                fh.seek(raw.offset)
+                got = 0
+                while got < raw.nbytes:
+                    n = fh.readinto(buf[got:])
+                    if not n:
+                        return False  # shrank since the size check
+                    got += n
+        except (OSError, ValueError):
+            return False
+        return True
 
 
 class ChannelFilesPlate(Plate):
@@ -188,10 +256,17 @@ class ChannelFilesPlate(Plate):
         return out
 
 
+_RAW_TIFFS = TiffMapper(max_cached=4096)  # layouts of uncompressed TIFFs read by plates
+
+
 def _decode_tiff_into(path: Path, out: np.ndarray) -> bool:
-    """Decode a single-page TIFF straight into ``out``; False if it needs the general path."""
+    """Decode a TIFF straight into ``out``; False if it needs the general path (which reports
+    any problem with the file named). Uncompressed contiguous pixels (of ``out``'s shape and
+    dtype) are copied with one ``readinto``; other single-page TIFFs go through tifffile."""
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return False
+    if _RAW_TIFFS.read_into(path, out):
+        return True
     import tifffile
 
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_dcmix.errors import PlateError
+from napari_dcmix.plate import _io
 from napari_dcmix.plate._io import TiffMapper, image_header, read_image, sites_by_well
 from napari_dcmix.plate.base import Plate
 from napari_dcmix.plate.layouts import NotThisLayout
@@ -50,8 +51,12 @@ class TiffFolderPlate(Plate):
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         path = self._files[(well, site)]
-        data = _as_chw(read_image(path))
         expected = (len(self.channels), *self.image_shape)
+        if not (expected[2] in (3, 4) and expected[0] > 4):  # (no RGB(A) axis to move)
+            out = np.empty(expected, dtype=self.dtype)
+            if _io._decode_tiff_into(path, out):  # uncompressed: one readinto, no decoder
+                return out
+        data = _as_chw(read_image(path))
         if data.shape != expected:
             raise PlateError(
                 f"image {path} has shape {data.shape}, but {self._shape_source} has "
