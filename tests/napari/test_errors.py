@@ -86,7 +86,7 @@ def test_failed_finetune_restores_the_chart_and_shows_the_device(
     widget, notifications, wait_for, monkeypatch, synth_plate
 ):
     import napari_dcmix.model as core
-    from napari_dcmix.model.training import TrainProgress
+    from napari_dcmix.model.train_settings import TrainProgress
 
     channels = list(synth_plate.channels)
     fake = {c: (0.9 if c == "DNA" else 0.1 / (len(channels) - 1)) for c in channels}

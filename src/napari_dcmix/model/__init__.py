@@ -10,24 +10,25 @@ from napari_dcmix.model.checkpoint import (
 from napari_dcmix.model.classifier import DcmixClassifier, build_model
 from napari_dcmix.model.device import resolve_device
 from napari_dcmix.model.inference import (
+    predict_arrays,
+    predict_plate,
+    predict_plate_all,
+)
+from napari_dcmix.model.mixing import MODES, ChannelMixing
+from napari_dcmix.model.predictions import (
     PlatePredictions,
     PredictProgress,
     SitePrediction,
     WellPrediction,
-    predict_arrays,
-    predict_plate,
-    predict_plate_all,
     write_predictions_csv,
 )
-from napari_dcmix.model.mixing import MODES, ChannelMixing
-from napari_dcmix.model.training import (
+from napari_dcmix.model.train_settings import (
     TRAIN_MODES,
     TrainConfig,
     TrainProgress,
     TrainResult,
-    train,
-    train_arrays,
 )
+from napari_dcmix.model.training import train, train_arrays
 
 __all__ = [
     "BACKBONES",
