@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from napari_dcmix.plate.mosaic import MosaicGeometry, site_rectangles, well_rect
 WELL_LAYER = "predictions (wells)"
 SITE_LAYER = "predictions (sites)"
 UNLABELLED_EDGE = (0.5, 0.5, 0.5, 1.0)
+TEXT_KEY = "dcmix_text"  # the text settings last applied to an overlay updated in place
 
 
 def _fill(color: tuple, confidence: float) -> tuple:
@@ -149,6 +151,26 @@ def find_overlay(viewer: Any, role: str, plate: Any) -> Any:
     )
 
 
+def _update_in_place(layer: Any, kwargs: dict) -> None:
+    """Set features, colours and text with the per-property events held back, then redraw
+    once: each setter would otherwise rebuild the visual's mesh or text (and the thumbnail)."""
+    with ExitStack() as hold:
+        hold.enter_context(layer.block_thumbnail_update())
+        hold.enter_context(layer.events.face_color.blocker())
+        hold.enter_context(layer.events.edge_color.blocker())
+        hold.enter_context(layer.text.events.blocker_all())
+        layer.features = kwargs["features"]
+        layer.face_color = kwargs["face_color"]
+        if "edge_color" in kwargs:
+            layer.edge_color = kwargs["edge_color"]
+        if "text" in kwargs and layer.metadata.get(TEXT_KEY) != kwargs["text"]:
+            # same template: the features assignment above already refreshed the strings
+            layer.text = kwargs["text"]
+            layer.metadata[TEXT_KEY] = dict(kwargs["text"])
+    # one redraw: set_data makes the visual take the new mesh colours and text in one go
+    layer.refresh()
+
+
 def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -> Any:
     """Add the overlay, or update this plate's layer of the same role in place (much cheaper).
 
@@ -158,13 +180,7 @@ def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -
     old = find_overlay(viewer, meta[ROLE_KEY], meta[PLATE_KEY])
     if old is not None and len(old.data) == len(shapes) and len(shapes) > 0:
         old.metadata.update(meta)
-        old.features = kwargs["features"]
-        old.face_color = kwargs["face_color"]
-        if "edge_color" in kwargs:
-            old.edge_color = kwargs["edge_color"]
-        if "text" in kwargs:
-            old.text = kwargs["text"]
-        old.refresh()
+        _update_in_place(old, kwargs)
         return old
     if old is not None:
         viewer.layers.remove(old)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from napari_dcmix._napari.widget import DcmixWidget
 
 PREDICTIONS_KEY = "dcmix_predictions"  # the well overlay's PlatePredictions (layer metadata)
+STEP_MS = 15  # delay between the steps that draw predictions (see PredictSection._ended)
 
 
 class PredictSection(QGroupBox):
@@ -108,9 +109,13 @@ class PredictSection(QGroupBox):
         elif job is not None and job.failed:
             self.status.setText("Prediction failed.")
         elif owner.predictions is not None:
-            # each overlay in its own event-loop turn, so the viewer never stalls for both
+            # each overlay in its own event-loop turn, so the viewer never stalls for both.
+            # A short timer, not a 0 ms one: Qt runs posted events (the canvas repaint of the
+            # site overlay included) ahead of due timers, so chained 0 ms callbacks glue the
+            # updates and repaints into one long stall; a timer lets the repaint and other due
+            # timers (input, animations) run in between.
             self._draw_sites(owner.predictions)
-            QTimer.singleShot(0, self._draw_wells_and_finish)
+            QTimer.singleShot(STEP_MS, self._draw_wells_and_finish)
             return
         owner.set_busy(None)
 
@@ -118,6 +123,15 @@ class PredictSection(QGroupBox):
         try:
             if self.owner.predictions is not None:
                 self._draw_wells(self.owner.predictions)
+        except Exception:
+            self.owner.set_busy(None)
+            raise
+        # finish in a later turn, after the canvas has repainted the overlay: the job ends
+        # once its results are on screen, and the repaint is not glued to the next step
+        QTimer.singleShot(STEP_MS, self._finish)
+
+    def _finish(self) -> None:
+        try:
             wells = self.owner.wells_layer
             if wells is not None and wells in self.owner.viewer.layers:
                 # the wells layer stays active: selecting wells for annotation just works

@@ -1,0 +1,43 @@
+"""The prediction overlay is updated in place with its events held back: the canvas must still
+show the new colours and text (one redraw instead of one per property)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_dcmix._napari.overlays import WELL_LAYER
+
+
+def _visual(viewer, layer):
+    return viewer.window._qt_viewer.canvas.layer_to_visual[layer]
+
+
+def _assert_canvas_matches(viewer, layer) -> None:
+    node = _visual(viewer, layer).node
+    assert list(node.text.text) == list(layer.text.values)
+    shown = node.shape_faces.mesh_data.get_face_colors()
+    assert np.allclose(shown, layer._data_view._mesh.displayed_triangles_colors)
+
+
+def test_in_place_update_reaches_the_canvas(widget, wait_for):
+    overlay = widget.viewer.layers[WELL_LAYER]  # the placeholder made when the plate opened
+    wait_for(widget.run_predict())
+    assert widget.viewer.layers[WELL_LAYER] is overlay  # updated, not rebuilt
+    feats = overlay.features
+    assert overlay.text.values[0] == f"{feats['prediction'][0]} {feats['confidence'][0]:.2f}"
+    _assert_canvas_matches(widget.viewer, overlay)
+
+    # a second prediction with other numbers (same text template) refreshes text and colours
+    preds = widget.predictions
+    before = list(overlay.text.values)
+    for site in preds.sites:  # swap the classes and halve the certainty
+        probs = np.asarray(site.probs, dtype=float)[::-1]
+        site.probs = 0.5 * probs + 0.5 / len(probs)
+    widget.predict_section._draw_wells(preds)
+    assert widget.viewer.layers[WELL_LAYER] is overlay
+    feats = overlay.features
+    assert list(overlay.text.values) == [
+        f"{p} {c:.2f}" for p, c in zip(feats["prediction"], feats["confidence"], strict=True)
+    ]
+    _assert_canvas_matches(widget.viewer, overlay)
+    assert list(overlay.text.values) != before
