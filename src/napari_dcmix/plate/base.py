@@ -102,13 +102,18 @@ class Plate:
         """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order."""
         name = self._site(well, site)
         data = self._read_site(name, int(site))
+        like = f" like {self._shape_source or 'the first image'}"
         expected = (len(self.channels), *self.image_shape)
+        return self._checked(data, expected, f"well {name} site {site}", like)
+
+    def _checked(self, data: np.ndarray, expected: tuple, what: str, like: str = "") -> np.ndarray:
+        """``data`` in the plate's dtype, after checking its shape and that the dtype converts
+        safely; errors name ``what`` (the well and site) and the expected shape."""
         if data.shape != expected:
             raise PlateError(
-                f"plate {self.name!r}: well {name} site {site} has shape {data.shape}, "
-                f"expected {expected} like {self._shape_source or 'the first image'}"
+                f"plate {self.name!r}: {what} has shape {data.shape}, expected {expected}{like}"
             )
-        self._check_dtype(data.dtype, f"well {name} site {site}")
+        self._check_dtype(data.dtype, what)
         return data.astype(self.dtype, copy=False)
 
     def _check_dtype(self, found: np.dtype, what: str) -> None:
@@ -145,14 +150,8 @@ class Plate:
             return self.read(well, site)
         name = self._site(well, site)
         data = self._read_thumbnail(name, int(site), factor)
-        expected = self.thumbnail_shape(factor)
-        if data.shape != expected:
-            raise PlateError(
-                f"plate {self.name!r}: well {name} site {site} thumbnail (1/{factor}) has shape "
-                f"{data.shape}, expected {expected}"
-            )
-        self._check_dtype(data.dtype, f"well {name} site {site}")
-        return data.astype(self.dtype, copy=False)
+        what = f"well {name} site {site} thumbnail (1/{factor})"
+        return self._checked(data, self.thumbnail_shape(factor), what)
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
         """Default: the whole site, subsampled (a copy, so the full image can be freed)."""

@@ -131,13 +131,33 @@ def synthesize_plate_arrays(
     truth = phenotype_effects(channels, phenotype_channel, second_channel, second_strength)
     labels = assign_labels(wells, treated_fraction, seed)
     images = np.empty((len(wells), sites, len(channels), image_size, image_size), np.dtype(dtype))
-    for wi, well in enumerate(wells):
-        effects = truth if labels[well] == TREATED else None
-        for s in range(sites):
-            images[wi, s] = synthesize_site(
-                site_seed(seed, well, s + 1), channels, effects, image_size, dtype
-            )
+    for i, (_well, site, data) in enumerate(
+        _synthesize_sites(wells, sites, channels, labels, truth, image_size, dtype, seed)
+    ):
+        images[i // sites, site - 1] = data
     return SyntheticArrays(images, wells, channels, labels, truth)
+
+
+def _synthesize_sites(
+    wells: Sequence[str],
+    sites: int,
+    channels: Sequence[str],
+    labels: dict[str, str],
+    truth: dict[str, float],
+    image_size: int,
+    dtype: str,
+    seed: int,
+):
+    """Yield ``(well, site, (C, H, W) pixels)`` for every site, row-major: the one place that
+    decides which sites show the phenotype, shared by the in-memory and on-disk plates."""
+    for well in wells:
+        effects = truth if labels[well] == TREATED else None
+        for site in range(1, sites + 1):
+            yield (
+                well,
+                site,
+                synthesize_site(site_seed(seed, well, site), channels, effects, image_size, dtype),
+            )
 
 
 def write_synthetic_plate(
@@ -184,11 +204,10 @@ def write_synthetic_plate(
         OmeZarrV04Writer if layout == "ome-zarr" and ome_zarr_version == "0.4" else WRITERS[layout]
     )
     writer = writer_cls(out_dir, plate_name, names, sites, seed)
-    for well in wells:
-        effects = truth if labels[well] == TREATED else None
-        for site in range(1, sites + 1):
-            data = synthesize_site(site_seed(seed, well, site), names, effects, image_size, dtype)
-            writer.write_site(well, site, data)
+    for well, site, data in _synthesize_sites(
+        wells, sites, names, labels, truth, image_size, dtype, seed
+    ):
+        writer.write_site(well, site, data)
     writer.finish(wells)
     labels_csv = write_labels_csv(out_dir / "labels.csv", labels)
     record = {
