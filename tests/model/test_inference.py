@@ -57,6 +57,23 @@ def test_streaming_equals_one_batch_and_many_batches(array_plate, model) -> None
     assert np.allclose(one.sum(1), 1) and streamed.device == "cpu"
 
 
+@pytest.mark.parametrize("layout", ["tiff", "ome-zarr", "imagexpress"])
+def test_streaming_from_disk_equals_arrays(tmp_path, model, layout) -> None:
+    """On disk, the readers reuse one buffer per thread (``Plate.read_into``; OME-Zarr chunks
+    decoded straight into it): the same predictions as the arrays ``Plate.read`` returns."""
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    synth = write_synthetic_plate(tmp_path, layout=layout, n_wells=6, sites=3, image_size=48,
+                                  channels=CHANNELS, seed=2)  # fmt: skip
+    plate = open_plate(synth.path)
+    images = np.stack([plate.read(w, s) for w, s in plate.site_keys()])
+    one = predict_arrays(model, images, batch_size=len(images), device="cpu")
+    streamed = predict_plate_all(model, plate, device="cpu", batch_size=4, read_threads=3)
+    assert [(p.well, p.site) for p in streamed.sites] == plate.site_keys()
+    np.testing.assert_allclose(one, np.stack([p.probs for p in streamed.sites]), atol=1e-6)
+
+
 def test_progress_memory_window_and_cancel(array_plate, model) -> None:
     plate, _ = array_plate
     gen = predict_plate(model, plate, device="cpu", batch_size=4)

@@ -196,8 +196,17 @@ class OmeZarrWriter(SiteWriter):
              "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
             for n in self.channels
         ]}  # fmt: skip
-        write_image(data, image, scale_factors=[], axes="cyx", fmt=self.fmt, omero=omero,
-                    storage_options={"chunks": data.shape})  # fmt: skip
+        write_image(self.image_data(data), image, scale_factors=[], axes=self.axes,
+                    fmt=self.fmt, omero=omero, storage_options=self.storage(data))  # fmt: skip
+
+    axes = "cyx"
+
+    def image_data(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+    def storage(self, data: np.ndarray) -> dict:
+        """One chunk per site; the codec is ome-zarr-py's default (zstd, via zarr)."""
+        return {"chunks": data.shape}
 
     def finish(self, wells):
         from ome_zarr.writer import write_plate_metadata, write_well_metadata
@@ -214,6 +223,27 @@ class OmeZarrWriter(SiteWriter):
 
 class OmeZarrV04Writer(OmeZarrWriter):
     version = "0.4"
+
+
+class Bioformats2rawWriter(OmeZarrWriter):
+    """OME-Zarr v0.4 as bioformats2raw (the usual converter of vendor HCS formats, e.g. for
+    the IDR) writes it by default: 5-D ``tczyx`` images, one chunk per plane (tiles of at most
+    1024 x 1024), Blosc lz4 level 5 with byte shuffle."""
+
+    version = "0.4"
+    axes = "tczyx"
+
+    def image_data(self, data: np.ndarray) -> np.ndarray:
+        return data[None, :, None]
+
+    def storage(self, data: np.ndarray) -> dict:
+        from numcodecs import Blosc
+
+        h, w = data.shape[-2:]
+        return {
+            "chunks": (1, 1, 1, min(h, 1024), min(w, 1024)),
+            "compressor": Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE),
+        }
 
 
 WRITERS: dict[str, type[SiteWriter]] = {
