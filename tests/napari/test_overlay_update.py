@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_dcmix._napari.overlays import WELL_LAYER
+from napari_dcmix._napari.overlays import SITE_LAYER, WELL_LAYER
 
 
 def _visual(viewer, layer):
@@ -41,3 +41,45 @@ def test_in_place_update_reaches_the_canvas(widget, wait_for):
     ]
     _assert_canvas_matches(widget.viewer, overlay)
     assert list(overlay.text.values) != before
+
+
+def test_canvas_repaint_is_held_back_during_the_update_then_released(widget, wait_for, qtbot):
+    hold = widget.predict_section.canvas_hold
+    canvases = hold.canvases()
+    assert canvases == [widget.viewer.window._qt_viewer.canvas.native]
+    release = hold.hold()
+    assert not canvases[0].updatesEnabled()
+    release()
+    assert canvases[0].updatesEnabled()
+
+    # predict: the overlay update runs with the canvas held back, its repaint follows
+    section, painted, held = widget.predict_section, [], []
+    draw_wells = section._draw_wells
+
+    def recording_draw_wells(predictions):
+        held.append(not canvases[0].updatesEnabled())
+        painted.clear()
+        return draw_wells(predictions)
+
+    section._draw_wells = recording_draw_wells
+    canvas = _visual(widget.viewer, widget.viewer.layers[WELL_LAYER]).node.canvas
+    canvas.events.draw.connect(lambda event: painted.append(event))
+    wait_for(widget.run_predict())
+    assert held == [True]
+    assert canvases[0].updatesEnabled()
+    qtbot.waitUntil(lambda: len(painted) > 0, timeout=5000)
+    _assert_canvas_matches(widget.viewer, widget.viewer.layers[WELL_LAYER])
+
+
+def test_hidden_site_overlay_is_updated_without_a_visibility_change(widget, wait_for):
+    sites = widget.viewer.layers[SITE_LAYER]
+    toggled = []
+    sites.events.visible.connect(lambda event: toggled.append(sites.visible))
+    wait_for(widget.run_predict())
+    assert not sites.visible and toggled == []  # no needless re-layout of the scene
+    assert "prediction" in sites.features and len(sites.features) == len(sites.data)
+
+    widget.predict_section.sites_box.setChecked(True)
+    assert sites.visible and toggled == [True]
+    wait_for(widget.run_predict())
+    assert sites.visible and toggled == [True]  # a shown site overlay stays shown

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_dcmix._napari import overlays
+from napari_dcmix._napari.latency import CanvasHold
 from napari_dcmix._napari.workers import Job
 from napari_dcmix.errors import DcmixError
 
@@ -30,6 +31,7 @@ class PredictSection(QGroupBox):
     def __init__(self, owner: DcmixWidget) -> None:
         super().__init__("Predict")
         self.owner = owner
+        self.canvas_hold = CanvasHold(self)
         self.predict_button = QPushButton("Predict plate")
         self.predict_button.clicked.connect(self.owner.run_predict)
         self.cancel_button = QPushButton("Cancel")
@@ -74,6 +76,7 @@ class PredictSection(QGroupBox):
             )
             return None
         self.status.setText("Predicting…")
+        self.canvas_hold.canvases()  # looked up now, not in the turn that draws the results
         job = Job(
             predict_plate,
             model,
@@ -120,15 +123,20 @@ class PredictSection(QGroupBox):
         owner.set_busy(None)
 
     def _draw_wells_and_finish(self) -> None:
+        # the canvas repaints the new overlay in a later turn of its own (the update and the
+        # repaint each take a good part of the 100 ms a user tolerates; glued, they take more)
+        release = self.canvas_hold.hold()
         try:
             if self.owner.predictions is not None:
                 self._draw_wells(self.owner.predictions)
         except Exception:
+            release()
             self.owner.set_busy(None)
             raise
+        QTimer.singleShot(STEP_MS, release)
         # finish in a later turn, after the canvas has repainted the overlay: the job ends
         # once its results are on screen, and the repaint is not glued to the next step
-        QTimer.singleShot(STEP_MS, self._finish)
+        QTimer.singleShot(2 * STEP_MS, self._finish)
 
     def _finish(self) -> None:
         try:
@@ -172,7 +180,9 @@ class PredictSection(QGroupBox):
         owner.site_layer = overlays.show_overlay(
             owner.viewer, overlays.site_overlay_data(predictions, owner.plate, owner.geometry)
         )
-        owner.site_layer.visible = self.sites_box.isChecked()
+        if owner.site_layer.visible != self.sites_box.isChecked():
+            # only on a change: napari re-lays the whole scene (and repaints) on every set
+            owner.site_layer.visible = self.sites_box.isChecked()
 
     def _draw_wells(self, predictions: Any) -> Any:
         owner = self.owner
