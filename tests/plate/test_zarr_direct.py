@@ -184,3 +184,16 @@ def test_read_into_checks_the_buffer(tmp_path):
     plate = open_plate(path)
     with pytest.raises(ValueError, match=r"C-contiguous \(5, 48, 48\) uint16"):
         plate.read_into("A01", 1, np.empty((5, 48, 48), np.float32))
+
+
+def test_thumbnails_read_directly_when_every_chunk_is_touched(tmp_path, monkeypatch):
+    from napari_dcmix.plate.layouts import omezarr
+
+    path, sites = _bioformats2raw_plate(tmp_path)  # 48 x 48 planes, one chunk each
+    plate = open_plate(path)
+    through_zarr = []
+    real = omezarr._read_cyx
+    monkeypatch.setattr(omezarr, "_read_cyx", lambda *a: through_zarr.append(a[-1]) or real(*a))
+    for f in (2, 5, 48, 64):  # 64: wider than a chunk, so zarr's strided read skips chunks
+        np.testing.assert_array_equal(plate.read_thumbnail("A02", 1, f), sites["A02"][:, ::f, ::f])
+    assert through_zarr == [64]

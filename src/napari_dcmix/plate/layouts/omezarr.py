@@ -109,12 +109,18 @@ class OmeZarrPlate(Plate):
 
         A level matches when its y/x scale is ``factor`` times level 0's (within 10 %) and its
         shape is ``H // factor`` or ``ceil(H / factor)``; a floor-sized level is edge-padded.
-        The strided selection (``arr[..., ::f, ::f]``) is exactly ``read()[:, ::f, ::f]`` and
-        decodes only the chunks it touches (all of them when a site is one chunk).
+        The strided selection is exactly ``read()[:, ::f, ::f]``: the site read through
+        ``DirectChunks`` and subsampled where it handles the array and its chunks are at least
+        ``f`` pixels on a side (a strided selection then touches every chunk anyway), else
+        ``arr[..., ::f, ::f]`` through zarr.
         """
         array, axes, where, datasets = self._array(well, site)
         level = self._pyramid_level(well, site, factor, datasets)
         if level is None:
+            direct = self._direct(well, site, array)
+            tiles = [direct.chunks[axes.index(a)] for a in "yx"] if direct is not None else [0]
+            if min(tiles) >= factor:  # then ``::factor`` touches every chunk: read them all
+                return np.ascontiguousarray(direct.read(axes)[0][:, ::factor, ::factor])
             return _read_cyx(array, axes, where, factor)
         data = _read_cyx(*level, 1)
         _, th, tw = self.thumbnail_shape(factor)
