@@ -197,3 +197,17 @@ def test_thumbnails_read_directly_when_every_chunk_is_touched(tmp_path, monkeypa
     for f in (2, 5, 48, 64):  # 64: wider than a chunk, so zarr's strided read skips chunks
         np.testing.assert_array_equal(plate.read_thumbnail("A02", 1, f), sites["A02"][:, ::f, ::f])
     assert through_zarr == [64]
+
+
+def test_a_site_of_another_size_is_named_by_read_and_read_into(tmp_path):
+    from napari_dcmix.synthetic.writers import Bioformats2rawWriter
+
+    writer = Bioformats2rawWriter(tmp_path, "P", ["DNA", "ER"], 1, 0)
+    writer.write_site("A01", 1, _pixels((2, 48, 48)))
+    writer.write_site("A02", 1, _pixels((2, 40, 40)))
+    writer.finish(["A01", "A02"])
+    plate = open_plate(writer.path)
+    buf = np.empty((2, 48, 48), np.uint16)
+    for read in (lambda: plate.read("A02", 1), lambda: plate.read_into("A02", 1, buf)):
+        with pytest.raises(PlateError, match=r"well A02 site 1 has shape \(2, 40, 40\)"):
+            read()

@@ -122,6 +122,11 @@ class DirectChunks:
         except Exception:  # an unusual array or zarr version: zarr's own path reads it
             return None
 
+    def output_shape(self, axes: str) -> tuple[int, ...]:
+        """``(C, Y, X)`` of ``read`` (C = 1 without a channel axis)."""
+        shape = tuple(n for n, a in zip(self.shape, axes, strict=True) if a in "cyx")
+        return shape if "c" in axes else (1, *shape)
+
     def read(self, axes: str, out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """``(C, Y, X)`` of the image (t and z at 0) and the channels with no stored chunk.
 
@@ -130,9 +135,7 @@ class DirectChunks:
         be read or decoded."""
         kept = [i for i, a in enumerate(axes) if a in "cyx"]
         c_axis = axes.index("c") if "c" in axes else None
-        shape = tuple(self.shape[i] for i in kept)
-        if c_axis is None:
-            shape = (1, *shape)
+        shape = self.output_shape(axes)
         if out is None:
             out = np.empty(shape, self.dtype)
         elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:

@@ -71,6 +71,9 @@ class OmeZarrPlate(Plate):
         array, axes, where, _ = self._array(well, site)
         direct = self._direct(well, site, array)
         if direct is not None:
+            like_out = out is not None and out.shape == direct.output_shape(axes)
+            if not (like_out and out.dtype == direct.dtype):
+                out = None  # (a site unlike the plate: read_into's check names it)
             data, missing = direct.read(axes, out)
             self._warn_missing_channels(well, site, array, where, missing)
             return data
