@@ -268,22 +268,21 @@ def preprocessed_batch(model: Any, plate_path: Path, n: int) -> np.ndarray:
 
 
 def reader_cpu_ms(model: Any, plate_path: Path, n: int = 24) -> float:
-    """CPU ms per site of what the streaming readers do (``read_into`` a reused buffer, then
-    ``preprocess``), alone on one thread: R of the CPU share F / (F + R). Run in a worker
-    thread, as in the pipeline (numcodecs' Blosc spawns its own threads on the main one)."""
+    """CPU ms per site of what the streaming readers do (``Plate.read``, then ``preprocess``),
+    alone on one thread: R of the CPU share F / (F + R). Run in a worker thread, as in the
+    pipeline (numcodecs' Blosc spawns its own threads on the main one)."""
     from napari_dcmix.model.data import Normaliser, preprocess
     from napari_dcmix.plate import open_plate
 
     plate = open_plate(plate_path)
     keys = list(plate.site_keys())[:n]
-    buf = np.empty((len(plate.channels), *plate.image_shape), plate.dtype)
     norm = Normaliser(model.normalisation)
 
     def run() -> float:
-        preprocess(plate.read_into(*keys[0], buf), model.input_size, norm)  # warm-up
+        preprocess(plate.read(*keys[0]), model.input_size, norm)  # warm-up
         c0 = time.thread_time()
         for key in keys:
-            preprocess(plate.read_into(*key, buf), model.input_size, norm)
+            preprocess(plate.read(*key), model.input_size, norm)
         return (time.thread_time() - c0) / len(keys) * 1e3
 
     from concurrent.futures import ThreadPoolExecutor
@@ -377,7 +376,6 @@ class StageTimer:
         def open_plate(*a: Any, **k: Any) -> Any:
             plate = original_open(*a, **k)
             plate.read = self._timed("read", plate.read)
-            plate.read_into = self._timed("read", plate.read_into)
             return plate
 
         self._patch(plate_pkg, "open_plate", open_plate)

@@ -59,8 +59,8 @@ def test_streaming_equals_one_batch_and_many_batches(array_plate, model) -> None
 
 @pytest.mark.parametrize("layout", ["tiff", "ome-zarr", "imagexpress"])
 def test_streaming_from_disk_equals_arrays(tmp_path, model, layout) -> None:
-    """On disk, the readers reuse one buffer per thread (``Plate.read_into``; OME-Zarr chunks
-    decoded straight into it): the same predictions as the arrays ``Plate.read`` returns."""
+    """Streamed from files on disk by several reader threads (OME-Zarr chunks decoded
+    directly): the same predictions as the arrays ``Plate.read`` returns, in one batch."""
     from napari_dcmix.plate import open_plate
     from napari_dcmix.synthetic import write_synthetic_plate
 

@@ -72,9 +72,6 @@ def test_direct_reads_equal_zarr(tmp_path, name):
     got, missing = reader.read(axes)
     assert missing == []
     np.testing.assert_array_equal(got, _zarr_read(arr, axes))
-    out = np.full(got.shape, 7, got.dtype)  # decoding into a caller's buffer
-    assert reader.read(axes, out)[0] is out
-    np.testing.assert_array_equal(out, got)
 
 
 def test_missing_chunks_are_the_fill_value_and_named(tmp_path):
@@ -133,12 +130,9 @@ def test_plate_reads_use_the_direct_path_and_match_zarr(tmp_path):
     path, sites = _bioformats2raw_plate(tmp_path)
     direct, via_zarr = open_plate(path), open_plate(path)
     via_zarr._direct_reads = False
-    buf = np.empty((5, 48, 48), np.uint16)
     for well, data in sites.items():
         np.testing.assert_array_equal(direct.read(well, 1), data)
         np.testing.assert_array_equal(via_zarr.read(well, 1), data)
-        assert direct.read_into(well, 1, buf) is buf
-        np.testing.assert_array_equal(buf, data)
     assert all(r is not None for r in direct._directs.values())
     assert not via_zarr._directs or all(r is None for r in via_zarr._directs.values())
 
@@ -179,13 +173,6 @@ def test_truncated_zstd_chunk_names_the_file(tmp_path):
         reader.read("cyx")
 
 
-def test_read_into_checks_the_buffer(tmp_path):
-    path, _ = _bioformats2raw_plate(tmp_path)
-    plate = open_plate(path)
-    with pytest.raises(ValueError, match=r"C-contiguous \(5, 48, 48\) uint16"):
-        plate.read_into("A01", 1, np.empty((5, 48, 48), np.float32))
-
-
 def test_thumbnails_read_directly_when_every_chunk_is_touched(tmp_path, monkeypatch):
     from napari_dcmix.plate.layouts import omezarr
 
@@ -199,7 +186,7 @@ def test_thumbnails_read_directly_when_every_chunk_is_touched(tmp_path, monkeypa
     assert through_zarr == [64]
 
 
-def test_a_site_of_another_size_is_named_by_read_and_read_into(tmp_path):
+def test_a_site_of_another_size_is_named(tmp_path):
     from napari_dcmix.synthetic.writers import Bioformats2rawWriter
 
     writer = Bioformats2rawWriter(tmp_path, "P", ["DNA", "ER"], 1, 0)
@@ -207,7 +194,5 @@ def test_a_site_of_another_size_is_named_by_read_and_read_into(tmp_path):
     writer.write_site("A02", 1, _pixels((2, 40, 40)))
     writer.finish(["A01", "A02"])
     plate = open_plate(writer.path)
-    buf = np.empty((2, 48, 48), np.uint16)
-    for read in (lambda: plate.read("A02", 1), lambda: plate.read_into("A02", 1, buf)):
-        with pytest.raises(PlateError, match=r"well A02 site 1 has shape \(2, 40, 40\)"):
-            read()
+    with pytest.raises(PlateError, match=r"well A02 site 1 has shape \(2, 40, 40\)"):
+        plate.read("A02", 1)

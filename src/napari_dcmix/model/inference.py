@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
@@ -288,24 +287,10 @@ def predict_plate(
     normaliser = runner.normaliser
     size = model.input_size
 
-    read_into = getattr(plate, "read_into", None)
-    scratch = threading.local()
-
-    def read_reused(well: str, site: int) -> np.ndarray:
-        """The site in this reader thread's reused buffer (CPU path: the buffer is free again
-        once ``preprocess`` has made the small model input from it)."""
-        buf = getattr(scratch, "buf", None)
-        c, (h, w) = len(plate.channels), plate.image_shape
-        if buf is None or buf.shape != (c, h, w) or buf.dtype != plate.dtype:
-            buf = scratch.buf = np.empty((c, h, w), plate.dtype)
-        return read_into(well, site, buf)
-
     def load(key: tuple[str, int]) -> np.ndarray:
         """Read one site; on the CPU path also resize + normalise it (numpy only)."""
         well, site = key
         name = site_name(plate, well, site)
-        if not on_device and read_into is not None:
-            return preprocess(read_reused(well, site), size, normaliser, name)
         image = np.asarray(plate.read(well, site))
         if not on_device:
             return preprocess(image, size, normaliser, name)

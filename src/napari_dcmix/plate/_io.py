@@ -224,11 +224,8 @@ class ChannelFilesPlate(Plate):
         self._tiffs = TiffMapper()
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
-        out = np.empty((len(self.channels), *self.image_shape), dtype=self.dtype)
-        return self._read_site_into(well, site, out)
-
-    def _read_site_into(self, well: str, site: int, out: np.ndarray) -> np.ndarray:
-        paths = self._files[(well, site)]  # one per channel (complete_sites)
+        paths = self._files[(well, site)]
+        out = np.empty((len(paths), *self.image_shape), dtype=self.dtype)
         for i, path in enumerate(paths):
             if _decode_tiff_into(path, out[i]):
                 continue

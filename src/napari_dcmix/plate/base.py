@@ -106,24 +106,6 @@ class Plate:
         expected = (len(self.channels), *self.image_shape)
         return self._checked(data, expected, f"well {name} site {site}", like)
 
-    def read_into(self, well: str, site: int, out: np.ndarray) -> np.ndarray:
-        """``read`` into the caller's ``out`` (C-contiguous, ``(C, H, W)``, the plate's dtype),
-        returned. Streaming readers reuse one buffer per thread: a new multi-megabyte array
-        for every site costs page faults (kernel time) that can rival the decoding itself.
-        Layouts that decode straight into ``out`` override ``_read_site_into``."""
-        expected = (len(self.channels), *self.image_shape)
-        if out.shape != expected or out.dtype != self.dtype or not out.flags.c_contiguous:
-            raise ValueError(
-                f"read_into: out must be C-contiguous {expected} {self.dtype}, "
-                f"found {out.shape} {out.dtype}"
-            )
-        name = self._site(well, site)
-        data = self._read_site_into(name, int(site), out)
-        if data is not out:
-            like = f" like {self._shape_source or 'the first image'}"
-            np.copyto(out, self._checked(data, expected, f"well {name} site {site}", like))
-        return out
-
     def _checked(self, data: np.ndarray, expected: tuple, what: str, like: str = "") -> np.ndarray:
         """``data`` in the plate's dtype, after checking its shape and that the dtype converts
         safely; errors name ``what`` (the well and site) and the expected shape."""
@@ -177,10 +159,6 @@ class Plate:
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         raise NotImplementedError
-
-    def _read_site_into(self, well: str, site: int, out: np.ndarray) -> np.ndarray:
-        """Default: ``_read_site`` (a new array; ``read_into`` checks and copies it)."""
-        return self._read_site(well, site)
 
     def to_dask(self):
         """Lazy ``(n_wells, max_sites, C, H, W)`` dask array; missing sites are zeros.

@@ -33,7 +33,7 @@ import numpy as np
 
 from napari_dcmix.errors import PlateError
 
-_scratch = threading.local()  # per-thread buffers: compressed bytes, partial-chunk decodes
+_scratch = threading.local()  # per-thread buffers for the compressed bytes and cut chunks
 
 
 class ChunkDecodeError(PlateError):
@@ -127,19 +127,14 @@ class DirectChunks:
         shape = tuple(n for n, a in zip(self.shape, axes, strict=True) if a in "cyx")
         return shape if "c" in axes else (1, *shape)
 
-    def read(self, axes: str, out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+    def read(self, axes: str) -> tuple[np.ndarray, list[int]]:
         """``(C, Y, X)`` of the image (t and z at 0) and the channels with no stored chunk.
 
-        ``out`` (C-contiguous, that shape and dtype) receives the pixels when given. A chunk
-        that is not stored is the fill value; ``ChunkDecodeError`` when a stored chunk cannot
-        be read or decoded."""
+        A chunk that is not stored is the fill value; ``ChunkDecodeError`` when a stored chunk
+        cannot be read or decoded."""
         kept = [i for i, a in enumerate(axes) if a in "cyx"]
         c_axis = axes.index("c") if "c" in axes else None
-        shape = self.output_shape(axes)
-        if out is None:
-            out = np.empty(shape, self.dtype)
-        elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
-            raise ValueError(f"out: expected C-contiguous {shape} {self.dtype}")
+        out = np.empty(self.output_shape(axes), self.dtype)
         target = out if c_axis is not None else out[0]
         grids = [
             range(-(-self.shape[i] // self.chunks[i])) if i in kept else range(1)

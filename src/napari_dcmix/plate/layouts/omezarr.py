@@ -63,18 +63,12 @@ class OmeZarrPlate(Plate):
             return self._arrays[key]
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
-        return self._read_site_into(well, site, None)
-
-    def _read_site_into(self, well: str, site: int, out: np.ndarray | None) -> np.ndarray:
         """Straight from the chunk files when ``DirectChunks`` handles the array (local,
-        unsharded, a plain codec chain: about half the CPU of a zarr selection), else zarr."""
+        unsharded, a plain codec chain: less than half the time of a zarr read), else zarr."""
         array, axes, where, _ = self._array(well, site)
         direct = self._direct(well, site, array)
         if direct is not None:
-            like_out = out is not None and out.shape == direct.output_shape(axes)
-            if not (like_out and out.dtype == direct.dtype):
-                out = None  # (a site unlike the plate: read_into's check names it)
-            data, missing = direct.read(axes, out)
+            data, missing = direct.read(axes)
             self._warn_missing_channels(well, site, array, where, missing)
             return data
         self._warn_missing_channels(well, site, array, where, _missing_channels(array, axes, where))

@@ -50,15 +50,12 @@ class TiffFolderPlate(Plate):
         self._tiffs = TiffMapper()
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
-        out = np.empty((len(self.channels), *self.image_shape), dtype=self.dtype)
-        return self._read_site_into(well, site, out)
-
-    def _read_site_into(self, well: str, site: int, out: np.ndarray) -> np.ndarray:
         path = self._files[(well, site)]
-        expected = out.shape
-        no_rgb_axis = not (expected[2] in (3, 4) and expected[0] > 4)  # (no axis to move)
-        if no_rgb_axis and _io._decode_tiff_into(path, out):  # uncompressed: one readinto
-            return out
+        expected = (len(self.channels), *self.image_shape)
+        if not (expected[2] in (3, 4) and expected[0] > 4):  # (no RGB(A) axis to move)
+            out = np.empty(expected, dtype=self.dtype)
+            if _io._decode_tiff_into(path, out):  # uncompressed: one readinto, no decoder
+                return out
         data = _as_chw(read_image(path))
         if data.shape != expected:
             raise PlateError(
