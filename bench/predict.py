@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     big = args.wells or (24 if args.quick else 96)
     small = max(1, big // 4)
     rounds = args.repeats or (1 if args.quick else 3)
-    mix_repeats = 8 if args.quick else 20
+    mix_repeats = 8 if args.quick else 40
 
     import torch
 
