@@ -1,0 +1,120 @@
+"""Old against new code, alternated: plate prediction speed relative to the forward ceiling.
+
+On a machine whose speed drifts (this project's VM can change by 20 % within an hour), two
+``bench/predict.py`` runs at different times do not compare. This script checks out ``--old``
+(a git revision) into a temporary worktree and alternates, ``--pairs`` times, one child process
+on the old tree and one on the working tree. Each child opens the cached bench plates of
+``bench/predict.py --workdir DIR`` (run that first), measures the forward ceiling on a
+preprocessed batch of 32, then times ``predict_plate`` (CPU, an opened plate, no CLI) on each
+plate and prints the ratio to that ceiling.
+
+    .venv/bin/python bench/predict_ab.py --old 581bbb8 [--workdir /tmp/dcmix-bench-cache]
+        [--pairs 4] [--wells 96] [--sites 4] [--site-size 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(src: str, plates: dict[str, str]) -> None:
+    """Runs in a child process: print {plate: ratio to the forward ceiling} as JSON."""
+    sys.path.insert(0, src)
+    import numpy as np
+    import torch
+
+    from napari_dcmix.model import default_model_path, load_model
+    from napari_dcmix.model.data import preprocess
+    from napari_dcmix.model.inference import predict_plate_all
+    from napari_dcmix.plate import open_plate
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_model(default_model_path()).eval()
+    first = open_plate(next(iter(plates.values())))
+    keys = list(first.site_keys())[:32]
+    batch = [preprocess(first.read(*k), model.input_size, model.normalisation) for k in keys]
+    x = torch.from_numpy(np.stack(batch))
+
+    def ceiling() -> float:
+        with torch.inference_mode():
+            model(x)
+            t = time.perf_counter()
+            for _ in range(4):
+                torch.softmax(model(x).float(), dim=1)
+        return 4 * len(x) / (time.perf_counter() - t)
+
+    out = {}
+    for name, path in plates.items():
+        plate = open_plate(path)
+        n = len(plate.site_keys())
+        rate = ceiling()
+        t = time.perf_counter()
+        predict_plate_all(model, plate, device="cpu")
+        out[name] = n / (time.perf_counter() - t) / rate
+    print(json.dumps(out))
+
+
+def cached_plates(workdir: Path, wells: int, sites: int, size: int) -> dict[str, str]:
+    plates = {}
+    for record in sorted(workdir.glob(f"*_{wells}w_{sites}s_{size}px/bench_plate.json")):
+        layout = record.parent.name.split(f"_{wells}w_")[0]
+        plates[layout] = str(record.parent / json.loads(record.read_text())["path"])
+    if not plates:
+        raise SystemExit(f"no cached bench plates in {workdir}: run bench/predict.py first")
+    return plates
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="git revision to compare the working tree with")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/dcmix-bench-cache"))
+    p.add_argument("--pairs", type=int, default=4)
+    p.add_argument("--wells", type=int, default=96)
+    p.add_argument("--sites", type=int, default=4)
+    p.add_argument("--site-size", type=int, default=512)
+    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args.child[0], json.loads(args.child[1]))
+        return 0
+    plates = cached_plates(args.workdir, args.wells, args.sites, args.site_size)
+    with tempfile.TemporaryDirectory(prefix="dcmix-ab-") as tmp:
+        old_tree = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
+                        str(old_tree), args.old], check=True)  # fmt: skip
+        try:
+            runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+            for _ in range(args.pairs):
+                for label, src in (("old", old_tree / "src"), ("new", ROOT / "src")):
+                    cmd = [sys.executable, __file__, "--old", args.old, "--child", str(src),
+                           json.dumps(plates)]  # fmt: skip
+                    line = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    runs[label].append(json.loads(line.stdout.strip().splitlines()[-1]))
+                    print(label, " ".join(f"{k} {v:.3f}" for k, v in runs[label][-1].items()))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(old_tree)], check=False)  # fmt: skip
+    print(f"\nratio to the forward ceiling, {args.pairs} alternated runs each "
+          f"(old = {args.old}, new = working tree):")  # fmt: skip
+    for name in plates:
+        cells = []
+        for label in ("old", "new"):
+            values = [r[name] for r in runs[label]]
+            cells.append(f"{label} {min(values):.2f}-{max(values):.2f} "
+                         f"(median {statistics.median(values):.2f})")  # fmt: skip
+        print(f"  {name:<14} " + "; ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
