@@ -3,9 +3,9 @@
 On a machine whose speed drifts (this project's VM can change by 20 % within an hour), two
 ``bench/predict.py`` runs at different times do not compare. This script checks out ``--old``
 (a git revision) into a temporary worktree and alternates, ``--pairs`` times, one child process
-on the old tree and one on the working tree. Each child opens the cached bench plates of
-``bench/predict.py --workdir DIR`` (run that first), measures the forward ceiling on a
-preprocessed batch of 32, then times ``predict_plate`` (CPU, an opened plate, no CLI) on each
+on the old tree and one on the working tree. The plates are ``bench/predict.py``'s (cached in
+``--workdir``, written there when missing); each child measures the forward ceiling as
+``bench/predict.py`` does, then times ``predict_plate`` (CPU, an opened plate, no CLI) on each
 plate and prints the ratio to that ceiling.
 
     .venv/bin/python bench/predict_ab.py --old 581bbb8 [--workdir /tmp/dcmix-bench-cache]
@@ -25,53 +25,46 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def child(src: str, plates: dict[str, str]) -> None:
-    """Runs in a child process: print {plate: ratio to the forward ceiling} as JSON."""
-    sys.path.insert(0, src)
-    import numpy as np
+    """Runs in a child process on the package in ``src``: print {plate: ratio} as JSON."""
+    import predict as bench  # bench/predict.py (it puts the working tree's src on sys.path)
+
+    sys.path.insert(0, src)  # ahead of it: the package under test is ``src``'s
     import torch
 
     from napari_dcmix.model import default_model_path, load_model
-    from napari_dcmix.model.data import preprocess
     from napari_dcmix.model.inference import predict_plate_all
     from napari_dcmix.plate import open_plate
 
+    assert Path(sys.modules["napari_dcmix"].__file__).is_relative_to(src)
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_model(default_model_path()).eval()
-    first = open_plate(next(iter(plates.values())))
-    keys = list(first.site_keys())[:32]
-    batch = [preprocess(first.read(*k), model.input_size, model.normalisation) for k in keys]
-    x = torch.from_numpy(np.stack(batch))
-
-    def ceiling() -> float:
-        with torch.inference_mode():
-            model(x)
-            t = time.perf_counter()
-            for _ in range(4):
-                torch.softmax(model(x).float(), dim=1)
-        return 4 * len(x) / (time.perf_counter() - t)
-
+    x = bench.preprocessed_batch(model, Path(next(iter(plates.values()))), 32)
     out = {}
     for name, path in plates.items():
         plate = open_plate(path)
-        n = len(plate.site_keys())
-        rate = ceiling()
+        rate, _ = bench.ceiling_sample(model, x, 4)
         t = time.perf_counter()
         predict_plate_all(model, plate, device="cpu")
-        out[name] = n / (time.perf_counter() - t) / rate
+        out[name] = len(plate.site_keys()) / (time.perf_counter() - t) / rate
     print(json.dumps(out))
 
 
-def cached_plates(workdir: Path, wells: int, sites: int, size: int) -> dict[str, str]:
-    plates = {}
-    for record in sorted(workdir.glob(f"*_{wells}w_{sites}s_{size}px/bench_plate.json")):
-        layout = record.parent.name.split(f"_{wells}w_")[0]
-        plates[layout] = str(record.parent / json.loads(record.read_text())["path"])
-    if not plates:
-        raise SystemExit(f"no cached bench plates in {workdir}: run bench/predict.py first")
-    return plates
+def bench_plates(args: argparse.Namespace) -> dict[str, str]:
+    """``bench/predict.py``'s plates for these sizes (written into ``--workdir`` if missing)."""
+    import predict as bench
+    from napari_dcmix.model import default_model_path, load_model
+
+    channels = list(load_model(default_model_path()).channel_names)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    return {
+        layout: str(bench.cached_plate(args.workdir, layout, args.wells, args.sites,
+                                       args.site_size, channels)[0])
+        for layout in bench.LAYOUTS
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child[0], json.loads(args.child[1]))
         return 0
-    plates = cached_plates(args.workdir, args.wells, args.sites, args.site_size)
+    plates = bench_plates(args)
     with tempfile.TemporaryDirectory(prefix="dcmix-ab-") as tmp:
         old_tree = Path(tmp) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_dcmix._napari import overlays
-from napari_dcmix._napari.latency import CanvasHold
+from napari_dcmix._napari.canvas_hold import CanvasHold
 from napari_dcmix._napari.workers import Job
 from napari_dcmix.errors import DcmixError
 
