@@ -21,3 +21,8 @@ class ModelError(DcmixError):
 
 class CheckpointError(ModelError):
     """A model file is not a napari-dcmix checkpoint this version can load."""
+
+
+class PlateWarning(UserWarning):
+    """Something in a plate was skipped or is suspicious but readable (for example a site
+    missing a channel file, or a site read with missing chunks)."""

@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_dcmix.cli._plates import add_plate_options, open_plates
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plate", nargs="+", help="plate folder(s) or file(s)")
+    add_plate_options(parser)
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", required=True, help="CSV to write (see --overwrite)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -26,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
         predict_plate,
         write_predictions_csv,
     )
-    from napari_dcmix.plate import open_plate
 
     out = Path(args.out)
     if out.is_dir():
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             "missing; pass --model MODEL"
         )
     model = load_model(args.model or default_model_path())
-    plates = [open_plate(p) for p in args.plate]
+    plates = open_plates(args.plate, args)
     results = []
     for plate in plates:
         gen = predict_plate(model, plate, device=args.device, batch_size=args.batch_size,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_dcmix.cli._plates import add_plate_options, open_plates
 from napari_dcmix.errors import ModelError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plate", nargs="+", help="plate folder(s) or file(s)")
+    add_plate_options(parser)
     parser.add_argument("--labels", required=True, help="plate map CSV: well,label[,plate]")
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--init", help="model to start from (fine-tune)")
@@ -49,7 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from napari_dcmix.model import TrainConfig, load_model, save_model, train
-    from napari_dcmix.plate import open_plate
     from napari_dcmix.plate.labels import read_labels_csv
 
     out = Path(args.out)
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"--out {out} is a folder; expected the path of a model file (.pt)")
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
-    plates = [open_plate(p) for p in args.plate]
+    plates = open_plates(args.plate, args)
     multi = len(plates) > 1
     labels = [read_labels_csv(args.labels, plate=p.name if multi else None) for p in plates]
     init = load_model(args.init) if args.init else None

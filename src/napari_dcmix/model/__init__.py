@@ -10,6 +10,7 @@ from napari_dcmix.model.checkpoint import (
 from napari_dcmix.model.classifier import DcmixClassifier, build_model
 from napari_dcmix.model.device import resolve_device
 from napari_dcmix.model.inference import (
+    blended_images,
     predict_arrays,
     predict_plate,
     predict_plate_all,
@@ -24,6 +25,7 @@ from napari_dcmix.model.predictions import (
 )
 from napari_dcmix.model.train_settings import (
     TRAIN_MODES,
+    PredictConfig,
     TrainConfig,
     TrainProgress,
     TrainResult,
@@ -38,12 +40,14 @@ __all__ = [
     "ChannelMixing",
     "DcmixClassifier",
     "PlatePredictions",
+    "PredictConfig",
     "PredictProgress",
     "SitePrediction",
     "TrainConfig",
     "TrainProgress",
     "TrainResult",
     "WellPrediction",
+    "blended_images",
     "build_backbone",
     "build_model",
     "default_model_path",

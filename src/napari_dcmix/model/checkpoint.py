@@ -6,14 +6,13 @@ unpickled, so a crafted file cannot execute code (it is refused with a ``Checkpo
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from napari_dcmix.atomic import atomic_write
 from napari_dcmix.errors import CheckpointError
 from napari_dcmix.model.classifier import DcmixClassifier, build_model
 from napari_dcmix.plate.normalise import ChannelStats
@@ -44,7 +43,8 @@ def default_model_path() -> Path:
 
 
 def save_model(model: DcmixClassifier, path: str | Path) -> Path:
-    """Write ``model`` to ``path`` atomically (temporary file + rename)."""
+    """Write ``model`` to ``path`` atomically (``atomic_write``: permissions of an existing
+    file are kept)."""
     path = Path(path)
     payload = {
         "format": FORMAT_NAME,
@@ -57,14 +57,8 @@ def save_model(model: DcmixClassifier, path: str | Path) -> Path:
         ),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".dcmix-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "wb", what="model file") as fh:
+        torch.save(payload, fh)
     return path
 
 

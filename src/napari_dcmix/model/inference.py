@@ -46,7 +46,7 @@ from napari_dcmix.model.predictions import (
 )
 from napari_dcmix.plate.normalise import check_finite
 
-__all__ = ["predict_arrays", "predict_plate", "predict_plate_all"]
+__all__ = ["blended_images", "predict_arrays", "predict_plate", "predict_plate_all"]
 
 
 def _model_on(model: DcmixClassifier, device: torch.device) -> DcmixClassifier:
@@ -350,3 +350,21 @@ def predict_plate_all(model: DcmixClassifier, plate: Any, **kwargs: Any) -> Plat
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def blended_images(model: DcmixClassifier, image: np.ndarray) -> np.ndarray:
+    """What the network sees of one raw site ``(C, H, W)``: its K blended images, float32
+    ``(K, H, W)``, after the model's stored normalisation, at the site's own pixels (no
+    resize), mixed with the model's learned weights."""
+    normaliser = require_normalisation(model)
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[0] != len(model.channel_names):
+        raise ModelError(
+            f"expected a site (C={len(model.channel_names)}, H, W) for channels "
+            f"{model.channel_names}, found shape {arr.shape}"
+        )
+    check_finite(arr, "site")
+    x = normaliser(np.array(arr, dtype=np.float32))
+    with torch.no_grad():
+        weights = model.mixing.weights().detach().cpu().numpy().astype(np.float32)
+    return np.tensordot(weights, x, axes=([1], [0])).astype(np.float32)

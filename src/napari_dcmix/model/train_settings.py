@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from napari_dcmix.errors import ModelError
@@ -12,30 +12,92 @@ from napari_dcmix.model.classifier import DcmixClassifier
 TRAIN_MODES = ("scratch", "mixing", "all")
 
 
+def setting(
+    default: Any,
+    label: str,
+    help: str,
+    *,
+    group: str = "training",
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    step: float | None = None,
+    widget: bool = True,
+    cli: str | None = "",
+    advanced: bool = False,
+) -> Any:
+    """A settings field with the metadata the CLI and the widget forms are built from, so a
+    setting is defined once: ``label`` (form label), ``help`` (CLI help and tooltip),
+    ``choices``, ``minimum`` / ``maximum`` / ``step`` (form bounds), ``widget`` (shown in the
+    widget's form), ``cli`` (the option name; ``""`` means ``--`` + the field name with dashes,
+    None keeps it off the command line), ``advanced`` (folded away in the form), ``group``."""
+    meta = {
+        "label": label,
+        "help": help,
+        "group": group,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "step": step,
+        "widget": widget,
+        "cli": cli,
+        "advanced": advanced,
+    }
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """Training settings. ``backbone``, ``k``, ``mixing_mode``, ``temperature``, ``input_size``
-    only matter when a model is built from scratch without a model to copy the architecture."""
+    only matter when a model is built from scratch without a model to copy the architecture.
+    Each field's metadata (see ``setting``) builds the CLI options and the widget's form."""
 
-    mode: str = "scratch"  # "scratch" | "mixing" (backbone frozen) | "all"
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-3
-    mixing_lr: float = 1e-2
-    weight_decay: float = 1e-4
-    seed: int = 0
-    device: str = "cpu"
-    val_fraction: float = 0.2
-    augment: bool = True  # random flips and 90-degree rotations
-    read_threads: int = 2
-    fresh_mixing: bool = False  # model channels differ from the plate: fresh mixing layer
-    cosine_schedule: bool = True
-    backbone: str = "small_cnn"
-    k: int = 3
-    mixing_mode: str = "softmax"
-    temperature: float = 1.0
-    input_size: int = 128
-    pretrained_path: str | None = None
+    mode: str = setting("scratch", "Train", "scratch: a new model; mixing: fine-tune the mixing "
+                        "layer and head (backbone frozen); all: fine-tune every layer",
+                        choices=TRAIN_MODES)  # fmt: skip
+    epochs: int = setting(10, "Epochs", "passes over the training set", minimum=1, maximum=1000)
+    batch_size: int = setting(16, "Batch size", "images per training step", minimum=1,
+                              maximum=4096, advanced=True)  # fmt: skip
+    lr: float = setting(1e-3, "Learning rate", "learning rate of the backbone and the class head",
+                        minimum=1e-6, maximum=1.0, step=1e-4)  # fmt: skip
+    mixing_lr: float = setting(1e-2, "Mixing learning rate", "learning rate of the channel-"
+                               "mixing layer (the chart's weights)", minimum=1e-5, maximum=10.0,
+                               step=1e-2)  # fmt: skip
+    weight_decay: float = setting(1e-4, "Weight decay", "AdamW weight decay (not on the mixing "
+                                  "layer)", minimum=0.0, maximum=1.0, advanced=True)  # fmt: skip
+    seed: int = setting(0, "Seed", "seed of initialisation, sampling and augmentation",
+                        minimum=0, maximum=2**63 - 1)  # fmt: skip
+    device: str = setting("cpu", "Device", "cpu, auto (CUDA, then MPS, then CPU), cuda, cuda:N "
+                          "or mps", widget=False)  # fmt: skip
+    val_fraction: float = setting(0.2, "Validation fraction", "share of wells per class held "
+                                  "out to report validation accuracy during training",
+                                  minimum=0.0, maximum=0.9, advanced=True)  # fmt: skip
+    augment: bool = setting(True, "Augment", "random flips and 90-degree rotations",
+                            advanced=True, cli=None)  # fmt: skip
+    read_threads: int = setting(2, "Read threads", "threads reading sites from the plate",
+                                minimum=1, maximum=64, advanced=True)  # fmt: skip
+    fresh_mixing: bool = setting(False, "Fresh mixing layer", "start a fresh mixing layer (the "
+                                 "model's stains differ from the plate's)")  # fmt: skip
+    cosine_schedule: bool = setting(True, "Cosine schedule", "cosine learning-rate decay",
+                                    advanced=True, cli=None)  # fmt: skip
+    backbone: str = setting("small_cnn", "Backbone", "network behind the mixing layer (new "
+                            "models)", choices=("small_cnn", "resnet18", "resnet50"),
+                            group="architecture", advanced=True)  # fmt: skip
+    k: int = setting(3, "Blended images (K)", "blended images the mixing layer feeds the "
+                     "backbone (new models)", minimum=1, maximum=16, group="architecture",
+                     advanced=True)  # fmt: skip
+    mixing_mode: str = setting("softmax", "Mixing mode", "softmax (default) or over "
+                               "(alpha compositing)", choices=("softmax", "over"),
+                               group="architecture", advanced=True, cli="--mixing")  # fmt: skip
+    temperature: float = setting(1.0, "Temperature", "softmax temperature of the mixing layer",
+                                 minimum=1e-3, maximum=100.0, group="architecture",
+                                 advanced=True, cli=None)  # fmt: skip
+    input_size: int = setting(128, "Input size", "pixels per side the network sees when the "
+                              "whole site is resized (new models)", minimum=8, maximum=4096,
+                              group="architecture", advanced=True)  # fmt: skip
+    pretrained_path: str | None = setting(None, "Pretrained weights", "local ImageNet state "
+                                          "dict for a ResNet backbone", group="architecture",
+                                          widget=False, cli=None)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
@@ -60,6 +122,23 @@ class TrainConfig:
 
 
 @dataclass
+class PredictConfig:
+    """Prediction settings (CLI ``predict`` options, the widget's predict form)."""
+
+    device: str = setting("auto", "Device", "auto (CUDA, then MPS, then CPU), cpu, cuda, "
+                          "cuda:N or mps")  # fmt: skip
+    batch_size: int = setting(32, "Batch size", "images per forward pass", minimum=1,
+                              maximum=4096, advanced=True)  # fmt: skip
+    read_threads: int = setting(2, "Read threads", "threads reading and decoding sites ahead "
+                                "of the model", minimum=1, maximum=64, advanced=True)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for what, value in (("batch size", self.batch_size), ("read threads", self.read_threads)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelError(f"prediction {what}: expected an integer >= 1, found {value!r}")
+
+
+@dataclass
 class TrainProgress:
     epoch: int  # 0 while reading sites, then 1..epochs
     epochs: int
@@ -80,3 +159,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     importance: dict[str, float] = field(default_factory=dict)
     cancelled: bool = False
+
+
+def settings_fields(cls: type = TrainConfig) -> list:
+    """The dataclass fields of a settings class that carry ``setting`` metadata, in order."""
+    return [f for f in fields(cls) if "label" in f.metadata]

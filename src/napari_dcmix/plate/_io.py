@@ -11,14 +11,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from napari_dcmix.errors import PlateError
+from napari_dcmix.errors import PlateError, PlateWarning
 from napari_dcmix.plate.base import Plate
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-class PlateWarning(UserWarning):
-    """Something in a plate was skipped (for example a site missing a channel file)."""
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from napari_dcmix.errors import PlateError
+from napari_dcmix.errors import PlateError, PlateWarning
 from napari_dcmix.plate.wells import WellNameError, normalise_well, sort_wells
 
 LAYOUTS = ("rxrx1", "imagexpress", "operetta", "ome-zarr", "tiff")
@@ -99,12 +100,24 @@ class Plate:
         return name
 
     def read(self, well: str, site: int) -> np.ndarray:
-        """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order."""
+        """Pixels of one site, ``(C, H, W)`` in the plate's dtype and channel order.
+
+        Data that is suspicious but readable (see ``read_with_notes``) is reported as a
+        ``PlateWarning`` per note."""
+        data, notes = self.read_with_notes(well, site)
+        for note in notes:
+            warnings.warn(note, PlateWarning, stacklevel=2)
+        return data
+
+    def read_with_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
+        """``(pixels, notes)``: the site as ``read`` returns it, and one sentence per thing
+        that is suspicious but readable (e.g. chunks missing from the store, read as the fill
+        value), for callers that put them in their output (prediction CSVs, notifications)."""
         name = self._site(well, site)
-        data = self._read_site(name, int(site))
+        data, notes = self._read_site_notes(name, int(site))
         like = f" like {self._shape_source or 'the first image'}"
         expected = (len(self.channels), *self.image_shape)
-        return self._checked(data, expected, f"well {name} site {site}", like)
+        return self._checked(data, expected, f"well {name} site {site}", like), list(notes)
 
     def _checked(self, data: np.ndarray, expected: tuple, what: str, like: str = "") -> np.ndarray:
         """``data`` in the plate's dtype, after checking its shape and that the dtype converts
@@ -159,6 +172,10 @@ class Plate:
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         raise NotImplementedError
+
+    def _read_site_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
+        """Layouts that can tell suspicious data override this; the default has no notes."""
+        return self._read_site(well, site), []
 
     def to_dask(self):
         """Lazy ``(n_wells, max_sites, C, H, W)`` dask array; missing sites are zeros.

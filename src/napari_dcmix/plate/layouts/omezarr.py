@@ -9,9 +9,10 @@ image's pyramid when one has the requested scale, else a strided selection of le
 Missing chunks: zarr reads a chunk that is not stored as the array's fill value, and writers
 legitimately skip chunks that are all fill value, so a single missing chunk cannot be told from
 a dark one. When *every* stored chunk of a channel of a site is missing (a channel that is the
-fill value over a whole site: lost data, not an image), ``read`` emits a ``PlateWarning``
-naming the well, site and channels, and still returns the fill value (one ``stat`` per chunk,
-stopping at the first present chunk of each channel; checked for local folder stores only).
+fill value over a whole site: lost data, not an image), ``read_with_notes`` returns a note
+naming the well, site and channels (``read`` emits it as a ``PlateWarning``) and still returns
+the fill value (one ``stat`` per chunk, stopping at the first present chunk of each channel;
+checked for local folder stores only).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +62,21 @@ class OmeZarrPlate(Plate):
                 self._arrays[key] = _level0(self._group, self._image_paths[key], self.path)
             return self._arrays[key]
 
-    def _read_site(self, well: str, site: int) -> np.ndarray:
+    def _read_site_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
         """Straight from the chunk files when ``DirectChunks`` handles the array (local,
-        unsharded, a plain codec chain: less than half the time of a zarr read), else zarr."""
+        unsharded, a plain codec chain: less than half the time of a zarr read), else zarr.
+        A note names the channels whose every chunk is missing from the store."""
         array, axes, where, _ = self._array(well, site)
         direct = self._direct(well, site, array)
         if direct is not None:
             data, missing = direct.read(axes)
-            self._warn_missing_channels(well, site, array, where, missing)
-            return data
-        self._warn_missing_channels(well, site, array, where, _missing_channels(array, axes, where))
-        return _read_cyx(array, axes, where, 1)
+        else:
+            missing = _missing_channels(array, axes, where)
+            data = _read_cyx(array, axes, where, 1)
+        return data, self._missing_notes(well, site, array, where, missing)
+
+    def _read_site(self, well: str, site: int) -> np.ndarray:
+        return self._read_site_notes(well, site)[0]
 
     def _direct(self, well: str, site: int, array) -> DirectChunks | None:
         key = (well, site)
@@ -84,22 +88,19 @@ class OmeZarrPlate(Plate):
             self._directs[key] = reader
         return reader
 
-    def _warn_missing_channels(
+    def _missing_notes(
         self, well: str, site: int, array, where: str, missing: list[int]
-    ) -> None:
-        """PlateWarning when every chunk of some channel of this site is absent from disk."""
-        if missing:
-            from napari_dcmix.plate._io import PlateWarning
-
-            names = ", ".join(
-                repr(self.channels[i]) if i < len(self.channels) else str(i) for i in missing
-            )
-            warnings.warn(
-                f"plate {self.name!r}: well {well} site {site}: no stored chunk for channel(s) "
-                f"{names} in {where}; read as the fill value {array.fill_value} (missing data)",
-                PlateWarning,
-                stacklevel=4,
-            )
+    ) -> list[str]:
+        """A note when every chunk of some channel of this site is absent from disk."""
+        if not missing:
+            return []
+        names = ", ".join(
+            repr(self.channels[i]) if i < len(self.channels) else str(i) for i in missing
+        )
+        return [
+            f"plate {self.name!r}: well {well} site {site}: no stored chunk for channel(s) "
+            f"{names} in {where}; read as the fill value {array.fill_value} (missing data)"
+        ]
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
         """A stored pyramid level of this scale when there is one, else a strided selection.
