@@ -237,18 +237,41 @@ class ChannelFilesPlate(Plate):
             out[i] = img
         return out
 
-    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
-        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
-        paths = self._files[(well, site)]
-        out = np.empty(self.thumbnail_shape(factor), dtype=self.dtype)
-        for i, path in enumerate(paths):
+    def _views(self, well: str, site: int) -> list[np.ndarray] | None:
+        """Each channel file memory-mapped (uncompressed TIFFs), else None (PNG, compressed
+        or bad files: the full read path decodes and reports them)."""
+        views = []
+        for path in self._files[(well, site)]:
             view = self._tiffs.view(path)
             if view is not None and view.ndim == 3 and view.shape[-1] in (3, 4):
                 view = view[..., 0]
             if view is None or view.shape != self.image_shape:
-                return super()._read_thumbnail(well, site, factor)  # PNG, compressed, bad file
+                return None
             self._check_dtype(view.dtype, f"image {path}")
+            views.append(view)
+        return views
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+        views = self._views(well, site)
+        if views is None:
+            return super()._read_thumbnail(well, site, factor)
+        out = np.empty(self.thumbnail_shape(factor), dtype=self.dtype)
+        for i, view in enumerate(views):
             out[i] = view[::factor, ::factor]
+        return out
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        return self._views(self._site(well, site), int(site)) is not None
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Uncompressed TIFFs: memory-mapped, only the region's rows touched."""
+        views = self._views(well, site)
+        if views is None:
+            return super()._read_region(well, site, y0, y1, x0, x1)
+        out = np.empty((len(views), y1 - y0, x1 - x0), dtype=self.dtype)
+        for i, view in enumerate(views):
+            out[i] = view[y0:y1, x0:x1]
         return out
 
 

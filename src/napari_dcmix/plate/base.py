@@ -139,6 +139,30 @@ class Plate:
                 f"{like}: converting would change pixel values (mixed data types in one plate)"
             )
 
+    def read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels of the rectangle ``[y0:y1, x0:x1]`` of one site, ``(C, y1 - y0, x1 - x0)``
+        in the plate's dtype. Layouts that can (uncompressed TIFFs, memory-mapped) read only
+        the rectangle's rows; the default reads the whole site. Thread-safe like ``read``."""
+        name = self._site(well, site)
+        h, w = self.image_shape
+        if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+            raise PlateError(
+                f"plate {self.name!r}: region y {y0}:{y1}, x {x0}:{x1} lies outside the "
+                f"{h} x {w} px sites"
+            )
+        data = self._read_region(name, int(site), int(y0), int(y1), int(x0), int(x1))
+        what = f"well {name} site {site} region y {y0}:{y1} x {x0}:{x1}"
+        return self._checked(data, (len(self.channels), y1 - y0, x1 - x0), what)
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        """True when ``read_region`` of this site touches only the rectangle's pixels (so
+        reading many small regions costs less than reading the site once)."""
+        return False
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Default: the whole site, cut (a copy, so the full image can be freed)."""
+        return np.ascontiguousarray(self._read_site(well, site)[:, y0:y1, x0:x1])
+
     def thumbnail_shape(self, factor: int) -> tuple[int, int, int]:
         """``(C, ceil(H / factor), ceil(W / factor))``: the shape ``read_thumbnail`` returns."""
         h, w = self.image_shape

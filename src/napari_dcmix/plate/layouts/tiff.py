@@ -65,15 +65,32 @@ class TiffFolderPlate(Plate):
         self._check_dtype(data.dtype, f"image {path}")
         return data
 
-    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
-        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+    def _view(self, well: str, site: int) -> np.ndarray | None:
+        """The site's pixels memory-mapped (uncompressed TIFF), ``(C, H, W)``, else None."""
         view = self._tiffs.view(self._files[(well, site)])
         if view is not None:
             view = _as_chw(view)
         if view is None or view.shape != (len(self.channels), *self.image_shape):
-            return super()._read_thumbnail(well, site, factor)  # compressed or bad: full read
+            return None  # compressed or bad: the full read path decodes and reports it
         self._check_dtype(view.dtype, f"image {self._files[(well, site)]}")
+        return view
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+        view = self._view(well, site)
+        if view is None:
+            return super()._read_thumbnail(well, site, factor)
         return np.array(view[:, ::factor, ::factor], dtype=self.dtype)
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        return self._view(self._site(well, site), int(site)) is not None
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Uncompressed TIFFs: memory-mapped, only the region's rows touched."""
+        view = self._view(well, site)
+        if view is None:
+            return super()._read_region(well, site, y0, y1, x0, x1)
+        return np.array(view[:, y0:y1, x0:x1], dtype=self.dtype)
 
 
 def _as_chw(data: np.ndarray) -> np.ndarray:
