@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
 from napari_dcmix.errors import ModelError
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--mixing-lr", type=float, default=1e-2)
     parser.add_argument("--device", default="cpu", help="cpu, auto, cuda, cuda:N or mps")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_type, default=0, help="0 <= seed < 2**63")
     parser.add_argument(
         "--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"]
     )
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
     plates = open_plates(args.plate, args)
     multi = len(plates) > 1
-    labels = [read_labels_csv(args.labels, plate=p.name if multi else None) for p in plates]
+    labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]  # plate column
     init = load_model(args.init) if args.init else None
     mode = args.mode or ("mixing" if init is not None else "scratch")
     config = TrainConfig(
