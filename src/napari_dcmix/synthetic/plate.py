@@ -298,6 +298,9 @@ def _write_atomically(out_dir: Path, write_into) -> tuple[str, str]:
 
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"synthetic plate folder {out_dir} is a file; expected a folder path")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"cannot write {out_dir}: {parent} is a file, not a folder")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -298,7 +298,9 @@ def _open_level(group, image_path: str, root: Path, level: str | None):
             "per dimension, including y and x"
         )
     if np.dtype(array.dtype).kind not in "biuf":
-        raise PlateError(f"{where}/{level} holds {array.dtype} values; expected numbers")
+        raise PlateError(
+            f"{where}/{level} holds {array.dtype} values; expected integer or floating-point pixels"
+        )
     return array, text, f"{where}/{level}", datasets
 
 
@@ -307,6 +309,13 @@ def _well_name(entry, rows: list, cols: list, where: Path) -> str:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise TypeError("expected an object with a 'path' like \"B/2\"")
         if "rowIndex" in entry and "columnIndex" in entry:
+            for key, names in (("rowIndex", rows), ("columnIndex", cols)):
+                index = entry[key]
+                if isinstance(index, bool) or not isinstance(index, int):
+                    raise ValueError(f"{key} {index!r} is not an integer")
+                if not 0 <= index < len(names):
+                    what = "rows" if key == "rowIndex" else "columns"
+                    raise ValueError(f"{key} {index} is outside the plate's {len(names)} {what}")
             row = rows[entry["rowIndex"]]["name"]
             col = cols[entry["columnIndex"]]["name"]
         else:
