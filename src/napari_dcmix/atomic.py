@@ -29,8 +29,10 @@ from napari_dcmix.errors import DcmixError
 TMP_MARK = ".dcmix-tmp-"
 
 
-class OutputError(DcmixError):
-    """An output file or folder could not be written (the message names it)."""
+class OutputError(DcmixError, OSError):
+    """An output file or folder could not be written (the message names it). Also an
+    ``OSError``, so code that handles failed writes as OSError (``except OSError``) keeps
+    catching it now that writes go through this module; ``str()`` is the message."""
 
 
 def _reason(exc: OSError) -> str:

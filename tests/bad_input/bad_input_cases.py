@@ -16,9 +16,11 @@ test_bad_input_widget.py): the same input must give a notification matching ``ex
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -645,6 +647,57 @@ SUBPROCESS_IDS = (
     "synth-seed-negative",
     "tiff-truncated-site-predict",
 )
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root``: kind, permissions and content hash (files) or target
+    (symbolic links); FIFOs are not opened."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                out[rel] = ("file", stat.S_IMODE(st.st_mode), digest)
+            else:
+                out[rel] = ("other", stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode))
+    return out
+
+
+# --- the bank ------------------------------------------------------------------------------------
+def build_bank(root: Path) -> Path:
+    """Write the bank into ``root``: plates of 4 wells x 1 site x 16 px (tiff, imagexpress,
+    operetta, rxrx1, ome-zarr v0.5 and v0.4, imagexpress-z with 2 planes x 2 timepoints),
+    model.pt (an untrained model for their 5 stains, with normalisation) and other_stains.pt
+    (a model for GFP, RFP)."""
+    from napari_dcmix.model import build_model, save_model
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.plate.normalise import estimate_channel_stats
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    specs = {
+        "tiff": {"layout": "tiff"},
+        "imagexpress": {"layout": "imagexpress"},
+        "operetta": {"layout": "operetta"},
+        "rxrx1": {"layout": "rxrx1"},
+        "ome-zarr": {"layout": "ome-zarr"},
+        "ome-zarr-0.4": {"layout": "ome-zarr", "ome_zarr_version": "0.4"},
+        "imagexpress-z": {"layout": "imagexpress", "planes": 2, "timepoints": 2},
+    }
+    for name, kwargs in specs.items():
+        write_synthetic_plate(root / "plates" / name, n_wells=4, sites=1, image_size=16, seed=3,
+                              **kwargs)  # fmt: skip
+    plate = open_plate(root / "plates" / "tiff")
+    model = build_model(plate.channels, ["control", "treated"], input_size=16, seed=0)
+    model.normalisation = estimate_channel_stats(plate, seed=0)
+    save_model(model, root / "model.pt")
+    other = build_model(["GFP", "RFP"], ["control", "treated"], input_size=16, seed=0)
+    save_model(other, root / "other_stains.pt")
+    return root
 
 
 # --- file builders used by the setups --------------------------------------------------------

@@ -7,39 +7,18 @@ whole corpus costs one interpreter start; the cases in ``SUBPROCESS_IDS`` also r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from bad_input_cases import CASES, SUBPROCESS_IDS, Case
+from bad_input_cases import CASES, SUBPROCESS_IDS, Case, snapshot
 
 DRIVER = Path(__file__).with_name("driver.py")
 PWNED = Path("/tmp/dcmix-pwned")  # what the malicious pickle case would create if it ran
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry under ``root``: kind, permissions and content hash (files) or target
-    (symbolic links); FIFOs are not opened."""
-    out: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            rel = str(path.relative_to(root))
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = ("link", os.readlink(path))
-            elif stat.S_ISREG(st.st_mode):
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                out[rel] = ("file", stat.S_IMODE(st.st_mode), digest)
-            else:
-                out[rel] = ("other", stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode))
-    return out
 
 
 def check(case: Case, result: dict, ws: Path, before: dict) -> None:
