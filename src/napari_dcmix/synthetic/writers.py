@@ -36,6 +36,21 @@ def layout_channels(layout: str, channels: Sequence[str]) -> list[str]:
     return sorted(out, key=RXRX1_CHANNELS.index)
 
 
+def _imwrite(path: Path, data: np.ndarray, **kwargs) -> None:
+    """``tifffile.imwrite`` with errors that name the file (tifffile reports a short write, a
+    full disk or a file-size limit, without an errno or a path)."""
+    import tifffile
+
+    try:
+        tifffile.imwrite(path, data, **kwargs)
+    except OSError as exc:
+        if exc.errno is not None:
+            raise OSError(exc.errno, f"{exc.strerror} ({path.name})") from None
+        raise OSError(
+            f"{path.name}: {exc} (a short write: the disk is full or a file-size limit was reached)"
+        ) from None
+
+
 class SiteWriter:
     """Base: ``write_site(well, site, (C, H, W))`` for every site, then ``finish()``."""
 
@@ -65,9 +80,7 @@ class TiffWriter(SiteWriter):
         self.path.mkdir(parents=True, exist_ok=True)
 
     def write_site(self, well, site, data):
-        import tifffile
-
-        tifffile.imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
+        _imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
 
     def finish(self, wells):
         (self.path / "channels.txt").write_text("\n".join(self.channels) + "\n")
@@ -114,8 +127,6 @@ class ImageXpressWriter(SiteWriter):
         self.rng = np.random.default_rng([self.seed, 4242])
 
     def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
-        import tifffile
-
         folder = self.path / f"TimePoint_{timepoint}"
         if self.n_planes > 1:
             folder = folder / f"ZStep_{plane}"
@@ -124,10 +135,10 @@ class ImageXpressWriter(SiteWriter):
         for c, img in enumerate(data, start=1):
             guid = str(uuid.UUID(bytes=self.rng.bytes(16))).upper()
             name = f"{self.plate_name}_{well}{site_part}_w{c}{guid}.tif"
-            tifffile.imwrite(folder / name, img)
+            _imwrite(folder / name, img)
             if well == "A01" and site == 1:
                 thumb = f"{self.plate_name}_{well}{site_part}_w{c}_thumb{guid}.tif"
-                tifffile.imwrite(folder / thumb, img[::4, ::4])
+                _imwrite(folder / thumb, img[::4, ::4])
 
     def finish(self, wells):
         rows = max(well_row_col(w)[0] for w in wells) + 1
@@ -155,12 +166,10 @@ class OperettaWriter(SiteWriter):
         self.entries: list[str] = []
 
     def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
-        import tifffile
-
         row, col = well_row_col(well)
         for c, img in enumerate(data, start=1):
             url = f"r{row + 1:02d}c{col:02d}f{site:02d}p{plane:02d}-ch{c}sk{timepoint}fk1fl1.tiff"
-            tifffile.imwrite(self.path / "Images" / url, img)
+            _imwrite(self.path / "Images" / url, img)
             self.entries.append(
                 f"<Image><id>{row + 1:02d}{col:02d}K{timepoint}F{site}P{plane}R{c}</id>"
                 f"<URL>{url}</URL><Row>{row + 1}</Row><Col>{col}</Col><FieldID>{site}</FieldID>"
