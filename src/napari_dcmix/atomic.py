@@ -43,7 +43,7 @@ def _reason(exc: OSError) -> str:
 _WRITE_ERRNOS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
-def _write_failure(exc: BaseException) -> OSError | None:
+def write_failure(exc: BaseException) -> OSError | None:
     """The OSError of a failed write behind ``exc``: writers such as ``torch.save`` turn the
     OSError of a full disk or a file-size limit into their own exception (raised while
     handling it), which would otherwise reach the user without the path."""
@@ -144,7 +144,7 @@ def atomic_write(
         raise OutputError(f"cannot write {what} {path}: {_reason(exc)}{unchanged}") from None
     except Exception as exc:
         _unlink(tmp_path)
-        failure = _write_failure(exc)
+        failure = write_failure(exc)
         if failure is None:
             raise
         raise OutputError(f"cannot write {what} {path}: {_reason(failure)}{unchanged}") from exc
@@ -219,7 +219,7 @@ def atomic_directory(
         raise OutputError(f"cannot write {what} {path}: {_reason(exc)}") from None
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        failure = _write_failure(exc)
+        failure = write_failure(exc)
         if failure is None:
             raise
         raise OutputError(f"cannot write {what} {path}: {_reason(failure)}") from exc

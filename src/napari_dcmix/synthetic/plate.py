@@ -294,7 +294,7 @@ def _write_atomically(out_dir: Path, write_into) -> tuple[str, str]:
     import shutil
     import tempfile
 
-    from napari_dcmix.atomic import TMP_MARK, OutputError, atomic_directory
+    from napari_dcmix.atomic import TMP_MARK, OutputError, atomic_directory, write_failure
 
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"synthetic plate folder {out_dir} is a file; expected a folder path")
@@ -329,9 +329,12 @@ def _write_atomically(out_dir: Path, write_into) -> tuple[str, str]:
             os.replace(staging / name, target)
         if previous is not None and previous.exists() and previous != out_dir / relative:
             shutil.rmtree(previous, ignore_errors=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write the synthetic plate into {out_dir}: "
-                          f"{exc.strerror or exc}") from None  # fmt: skip
+    except Exception as exc:
+        failure = exc if isinstance(exc, OSError) else write_failure(exc)
+        if failure is None:
+            raise
+        reason = failure.strerror or str(failure)
+        raise OutputError(f"cannot write synthetic plate folder {out_dir}: {reason}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return relative, writer.name
