@@ -188,3 +188,26 @@ def test_output_errors_name_the_path(tmp_path):
         check_writable(tmp_path)
     with pytest.raises(OSError, match=rf"cannot write labels file {tmp_path}/gone/l\.csv"):
         write_labels_csv(tmp_path / "gone" / "l.csv", {"A01": "x"})  # OutputError is an OSError
+
+
+def test_sigint_during_synth_cleans_up_and_exits_130(tmp_path):
+    """Ctrl-C: 'interrupted', exit 130, no output folder and no temporary folder left."""
+    out = tmp_path / "plate"
+    argv = ["synth", str(out), "--wells", "96", "--sites", "2", "--image-size", "128"]
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
+    child = subprocess.Popen([sys.executable, "-m", "napari_dcmix.cli", *argv], env=ENV, **pipes)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            staged = [p for p in tmp_path.iterdir() if ".dcmix-tmp-" in p.name]
+            if staged and sum(1 for _ in staged[0].rglob("*.tif")) >= 10:
+                break
+            assert child.poll() is None, "synth finished before it could be interrupted"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(30) == 130
+        assert "napari-dcmix synth: interrupted" in child.stderr.read()
+    finally:
+        child.kill()
+        child.stderr.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
