@@ -603,8 +603,8 @@ NUMBERS = [
     Case("synth-treated-fraction-nan", (*SYNTH, "--treated-fraction", "nan"),
          r"argument --treated-fraction: expected a number within 0\.\.1, found nan"),
     Case("synth-planes-tiff", (*SYNTH, "--planes", "3"),
-         r"several planes or timepoints: only the imagexpress and operetta layouts write them, "
-         r"not tiff"),
+         r"several planes or timepoints: only the imagexpress, operetta and ome-zarr layouts "
+         r"write them, not tiff"),
     Case("synth-phenotype-channel", (*SYNTH, "--phenotype-channel", "GFP"),
          r"phenotype channel 'GFP' is not one of the channels DNA, ER, RNA, AGP, Mito"),
     Case("synth-duplicate-channels", (*SYNTH, "--channels", "DNA,DNA,Mito"),

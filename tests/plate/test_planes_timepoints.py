@@ -1,5 +1,6 @@
-"""Planes and timepoints (ImageXpress ZStep_n / TimePoint_n, Operetta PlaneID / TimepointID):
-the numbers a plate has, choosing one, the maximum projection, and what a plate lacks."""
+"""Planes and timepoints (ImageXpress ZStep_n / TimePoint_n, Operetta PlaneID / TimepointID,
+OME-Zarr z and t axes): the numbers a plate has, choosing one, the maximum projection, and what
+a plate lacks."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ SEED = 4
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory):
-    """ImageXpress and Operetta plates of 3 planes x 2 timepoints (2 wells x 2 sites, 16 px)."""
+    """Plates of 3 planes x 2 timepoints (2 wells x 2 sites, 16 px) in every layout that
+    writes them."""
     out = {}
-    for layout in ("imagexpress", "operetta"):
+    for layout in LAYOUTS:
         root = tmp_path_factory.mktemp(layout)
         out[layout] = write_synthetic_plate(
             root, layout=layout, n_wells=2, sites=2, image_size=16, seed=SEED, planes=3,
@@ -42,10 +44,11 @@ def expected(synth, well: str, site: int, z: int, t: int) -> np.ndarray:
 
 
 # the format's timepoint numbers for the writer's timepoints 1 and 2
-TIMEPOINTS = {"imagexpress": [1, 2], "operetta": [0, 1]}
+TIMEPOINTS = {"imagexpress": [1, 2], "operetta": [0, 1], "ome-zarr": [1, 2]}
+LAYOUTS = list(TIMEPOINTS)
 
 
-@pytest.mark.parametrize("layout", ["imagexpress", "operetta"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_numbers_default_and_every_choice(stacks, layout):
     synth = stacks[layout]
     plate = open_plate(synth.path)
@@ -62,7 +65,7 @@ def test_numbers_default_and_every_choice(stacks, layout):
                                                                         t_index))  # fmt: skip
 
 
-@pytest.mark.parametrize("layout", ["imagexpress", "operetta"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_maximum_projection(stacks, layout):
     synth = stacks[layout]
     timepoint = TIMEPOINTS[layout][1]
@@ -77,10 +80,11 @@ def test_maximum_projection(stacks, layout):
     assert open_plate(synth.path, plane="MAX").plane == "max"
 
 
-@pytest.mark.parametrize("layout", ["imagexpress", "operetta"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_what_a_plate_lacks_lists_what_it_has(stacks, layout):
     path = stacks[layout].path
-    source = {"imagexpress": r"\(ZStep_n folders\)", "operetta": r"\(PlaneID in Index\.idx\.xml\)"}
+    source = {"imagexpress": r"\(ZStep_n folders\)", "operetta": r"\(PlaneID in Index\.idx\.xml\)",
+              "ome-zarr": r"\(the z axis of its images, from 1\)"}  # fmt: skip
     with pytest.raises(PlateError, match=rf"has no plane 4: its planes {source[layout]} are "
                                          r"1, 2, 3 \(or 'max'"):  # fmt: skip
         open_plate(path, plane=4)
@@ -164,3 +168,57 @@ def test_synth_cli_writes_planes_and_timepoints(tmp_path, capsys):
     assert plate.planes == [1, 2] and plate.timepoints == [0, 1, 2]
     record = json.loads((out / "ground_truth.json").read_text())
     assert record["planes"] == 2 and record["timepoints"] == 3
+
+
+def test_ome_zarr_direct_and_zarr_reads_agree(stacks):
+    """The direct chunk reader and zarr's own read give the same planes and projections."""
+    for plane in (1, 3, "max"):
+        direct = open_plate(stacks["ome-zarr"].path, plane=plane, timepoint=2)
+        via_zarr = open_plate(stacks["ome-zarr"].path, plane=plane, timepoint=2)
+        via_zarr._direct_reads = False
+        for key in direct.site_keys():
+            assert np.array_equal(direct.read(*key), via_zarr.read(*key))
+        assert any(r is not None for r in direct._directs.values())
+
+
+def test_ome_zarr_chunks_spanning_planes(tmp_path):
+    """Chunks holding several t and z: the chosen index is cut from inside the chunk."""
+    import zarr
+    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+
+    data = np.random.default_rng(0).integers(0, 4000, (3, 2, 4, 8, 8)).astype(np.uint16)
+    root = zarr.open_group(str(tmp_path / "p.zarr"), mode="w", zarr_format=3)
+    image = root.require_group("A").require_group("1").require_group("0")
+    write_image(data, image, axes="tczyx", scale_factors=[],
+                storage_options={"chunks": (2, 2, 3, 8, 8)})  # fmt: skip
+    write_plate_metadata(root, ["A"], ["1"], ["A/1"], field_count=1)
+    write_well_metadata(root["A/1"], ["0"])
+    for direct_reads in (True, False):
+        for t in (1, 2, 3):
+            for z in (1, 2, 3, 4):
+                plate = open_plate(tmp_path / "p.zarr", plane=z, timepoint=t)
+                plate._direct_reads = direct_reads
+                assert np.array_equal(plate.read("A01", 1), data[t - 1, :, z - 1])
+        plate = open_plate(tmp_path / "p.zarr", plane="max", timepoint=3)
+        plate._direct_reads = direct_reads
+        assert np.array_equal(plate.read("A01", 1), data[2].max(axis=1))
+        assert np.array_equal(plate.read_thumbnail("A01", 1, 2), data[2].max(axis=1)[:, ::2, ::2])
+    assert plate.planes == [1, 2, 3, 4] and plate.timepoints == [1, 2, 3]
+
+
+def test_ome_zarr_image_with_fewer_planes_is_named(tmp_path, stacks):
+    import zarr
+
+    folder = tmp_path / "p.zarr"
+    shutil.copytree(stacks["ome-zarr"].path, folder)
+    small = np.zeros((2, 5, 1, 16, 16), np.uint16)
+    arr = zarr.open_array(str(folder / "A" / "2" / "1" / "s0"), mode="r")
+    assert arr.shape == (2, 5, 3, 16, 16)
+    shutil.rmtree(folder / "A" / "2" / "1" / "s0")
+    zarr.create_array(str(folder / "A" / "2" / "1" / "s0"), data=small, chunks=small.shape,
+                      dimension_names=list("tczyx"))  # fmt: skip
+    plate = open_plate(folder, plane=3)
+    assert plate.read("A01", 1).shape == (5, 16, 16)
+    with pytest.raises(PlateError, match=r"well A02 site 2 \(.*A/2/1/s0\) has 1 plane\(s\); "
+                                         r"plane 3 was asked for"):  # fmt: skip
+        plate.read("A02", 2)

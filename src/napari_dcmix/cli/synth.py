@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plate-name", default="SynthPlate")
     parser.add_argument("--ome-zarr-version", choices=("0.4", "0.5"), default="0.5")
     parser.add_argument("--planes", type=int_range(1, 100, "a number of planes"), default=1,
-                        help="z planes (imagexpress, operetta)")  # fmt: skip
+                        help="z planes (imagexpress, operetta, ome-zarr)")  # fmt: skip
     parser.add_argument("--timepoints", type=int_range(1, 100, "a number of timepoints"),
-                        default=1, help="timepoints (imagexpress, operetta)")  # fmt: skip
+                        default=1, help="timepoints (imagexpress, operetta, ome-zarr)")  # fmt: skip
     parser.add_argument("--seed", type=seed, default=0, help="0 <= seed < 2**63")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
 

@@ -219,7 +219,7 @@ def write_synthetic_plate(
     ``dtype`` is uint8 and DNA/ER/AGP/RNA/Mito become Hoechst/ConA/Phalloidin/Syto14/
     MitoTracker (phenotype channel names may be given either way). ``planes`` and
     ``timepoints`` (imagexpress: ``ZStep_n`` / ``TimePoint_n`` folders; operetta: PlaneID
-    1.. and TimepointID 0.. in the index) write several of each.
+    1.. and TimepointID 0.. in the index; ome-zarr: 5-D tczyx images) write several of each.
 
     Atomic: everything is checked, then written into a temporary folder and renamed into
     place. A new (or empty) ``out_dir`` appears whole or not at all; into an existing folder
@@ -238,10 +238,10 @@ def write_synthetic_plate(
     for what, value in (("planes", planes), ("timepoints", timepoints), ("sites", sites)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise PlateError(f"{what}: expected an integer >= 1, found {value!r}")
-    if (planes > 1 or timepoints > 1) and layout not in ("imagexpress", "operetta"):
+    if (planes > 1 or timepoints > 1) and layout not in ("imagexpress", "operetta", "ome-zarr"):
         raise PlateError(
-            f"several planes or timepoints: only the imagexpress and operetta layouts write "
-            f"them, not {layout}"
+            f"several planes or timepoints: only the imagexpress, operetta and ome-zarr layouts "
+            f"write them, not {layout}"
         )
     names = layout_channels(layout, channels)
     if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):

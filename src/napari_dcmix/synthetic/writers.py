@@ -205,8 +205,26 @@ class OmeZarrWriter(SiteWriter):
         self.path = self.out_dir / f"{self.plate_name}.zarr"
         zarr_format = 3 if self.version == "0.5" else 2
         self.root = zarr.open_group(str(self.path), mode="w", zarr_format=zarr_format)
+        self._stacks: dict[tuple[str, int], np.ndarray] = {}
 
-    def write_site(self, well, site, data):
+    def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
+        """Several planes or timepoints: the site's planes are gathered and written as one
+        5-D ``tczyx`` image (one chunk per t and z) once its last plane arrives."""
+        if self.n_planes > 1 or self.n_timepoints > 1:
+            stack = self._stacks.setdefault(
+                (well, site),
+                np.zeros((self.n_timepoints, data.shape[0], self.n_planes, *data.shape[1:]),
+                         data.dtype),
+            )  # fmt: skip
+            stack[timepoint - 1, :, plane - 1] = data
+            if (plane, timepoint) == (self.n_planes, self.n_timepoints):
+                chunks = (1, data.shape[0], 1, *data.shape[1:])
+                self._write_image(well, site, self._stacks.pop((well, site)), "tczyx",
+                                  {"chunks": chunks})  # fmt: skip
+            return
+        self._write_image(well, site, self.image_data(data), self.axes, self.storage(data))
+
+    def _write_image(self, well, site, data, axes, storage):
         from ome_zarr.writer import write_image
 
         row, col = well_row_col(well)
@@ -218,8 +236,8 @@ class OmeZarrWriter(SiteWriter):
              "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
             for n in self.channels
         ]}  # fmt: skip
-        write_image(self.image_data(data), image, scale_factors=[], axes=self.axes,
-                    fmt=self.fmt, omero=omero, storage_options=self.storage(data))  # fmt: skip
+        write_image(data, image, scale_factors=[], axes=axes, fmt=self.fmt, omero=omero,
+                    storage_options=storage)  # fmt: skip
 
     axes = "cyx"
 

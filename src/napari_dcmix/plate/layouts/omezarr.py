@@ -2,8 +2,11 @@
 
 Wells come from the plate metadata, sites from each well's ``images`` (site n = the n-th
 image), channel names from the first image's ``omero.channels[].label`` (else ``ch1``...).
-Pixels are read from the full-resolution level (``datasets[0]``) one site at a time; t and z
-axes, when present, are read at index 0. ``read_thumbnail`` reads a coarser stored level of the
+Pixels are read from the full-resolution level (``datasets[0]``) one site at a time. Planes
+and timepoints are numbered from 1 along the z and t axes of the first image (plane n is z
+index n - 1, as site n is the n-th image; ``[1]`` without the axis); plane 1 and timepoint 1
+are read unless ``open_plate(plane=..., timepoint=...)`` chooses others, or ``plane="max"`` the
+maximum over z. ``read_thumbnail`` reads a coarser stored level of the
 image's pyramid when one has the requested scale, else a strided selection of level 0.
 
 Missing chunks: zarr reads a chunk that is not stored as the array's fill value, and writers
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_dcmix.errors import PlateError, PlateWarning
-from napari_dcmix.plate.base import Plate, choose_plane, choose_timepoint
+from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.layouts._zarr_direct import DirectChunks
 from napari_dcmix.plate.wells import normalise_well
@@ -63,18 +66,42 @@ class OmeZarrPlate(Plate):
                 self._arrays[key] = _level0(self._group, self._image_paths[key], self.path)
             return self._arrays[key]
 
+    def _indices(self) -> list[dict[str, int]]:
+        """The t and z indices to read: one, or every plane for the maximum projection
+        (plane n and timepoint n are indices n - 1, as site n is the n-th image)."""
+        planes = self.planes if self.plane == MAX_PROJECTION else [self.plane]
+        return [{"t": self.timepoint - 1, "z": int(z) - 1} for z in planes]
+
+    def _check_indices(self, well: str, site: int, array, axes: str, where: str) -> None:
+        """PlateError when this site's image lacks the chosen plane or timepoint (images of
+        one plate may differ; the plate's numbers come from its first image)."""
+        for index in self._indices():
+            for axis, what in (("z", "plane"), ("t", "timepoint")):
+                n = array.shape[axes.index(axis)] if axis in axes else 1
+                if index[axis] >= n:
+                    raise PlateError(
+                        f"plate {self.name!r}: well {well} site {site} ({where}) has {n} "
+                        f"{what}(s); {what} {index[axis] + 1} was asked for"
+                    )
+
     def _read_site_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
         """Straight from the chunk files when ``DirectChunks`` handles the array (local,
         unsharded, a plain codec chain: less than half the time of a zarr read), else zarr.
-        A note names the channels whose every chunk is missing from the store."""
+        A note names the channels whose every chunk is missing from the store (in any plane
+        of a maximum projection)."""
         array, axes, where, _ = self._array(well, site)
+        self._check_indices(well, site, array, axes, where)
         direct = self._direct(well, site, array)
-        if direct is not None:
-            data, missing = direct.read(axes)
-        else:
-            missing = _missing_channels(array, axes, where)
-            data = _read_cyx(array, axes, where, 1)
-        return data, self._missing_notes(well, site, array, where, missing)
+        data, missing = None, set()
+        for index in self._indices():
+            if direct is not None:
+                plane, gone = direct.read(axes, index)
+            else:
+                gone = _missing_channels(array, axes, where, index)
+                plane = _read_cyx(array, axes, where, 1, at=index)
+            missing.update(gone)
+            data = plane if data is None else np.maximum(data, plane, out=data)
+        return data, self._missing_notes(well, site, array, where, sorted(missing))
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         return self._read_site_notes(well, site)[0]
@@ -114,16 +141,21 @@ class OmeZarrPlate(Plate):
         ``arr[..., ::f, ::f]`` through zarr.
         """
         array, axes, where, datasets = self._array(well, site)
+        self._check_indices(well, site, array, axes, where)
         level = self._pyramid_level(well, site, factor, datasets)
-        if level is None:
-            direct = self._direct(well, site, array)
-            tiles = [direct.chunks[axes.index(a)] for a in "yx"] if direct is not None else [0]
-            if min(tiles) >= factor:  # then ``::factor`` touches every chunk: read them all
-                return np.ascontiguousarray(direct.read(axes)[0][:, ::factor, ::factor])
-            return _read_cyx(array, axes, where, factor)
-        data = _read_cyx(*level, 1)
+        direct = self._direct(well, site, array) if level is None else None
+        tiles = [direct.chunks[axes.index(a)] for a in "yx"] if direct is not None else [0]
+        data = None
+        for index in self._indices():
+            if level is not None:
+                plane = _read_cyx(*level, 1, at=index)
+            elif min(tiles) >= factor:  # then ``::factor`` touches every chunk: read them all
+                plane = np.ascontiguousarray(direct.read(axes, index)[0][:, ::factor, ::factor])
+            else:
+                plane = _read_cyx(array, axes, where, factor, at=index)
+            data = plane if data is None else np.maximum(data, plane, out=data)
         _, th, tw = self.thumbnail_shape(factor)
-        if data.shape[1:] != (th, tw):
+        if level is not None and data.shape[1:] != (th, tw):
             pad = ((0, 0), (0, th - data.shape[1]), (0, tw - data.shape[2]))
             data = np.pad(data, pad, mode="edge")
         return data
@@ -163,13 +195,18 @@ class OmeZarrPlate(Plate):
         return found
 
 
-def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
-    """``(C, Y, X)`` of an image array (t and z at 0), every ``step``-th pixel along y and x.
+def _read_cyx(
+    array, axes: str, where: str, step: int, at: dict[str, int] | None = None
+) -> np.ndarray:
+    """``(C, Y, X)`` of an image array at the t and z indices ``at`` (default 0; other axes
+    at 0), every ``step``-th pixel along y and x.
 
     One zarr selection for all channels, so each chunk is decoded once.
     """
+    at = at or {}
     index = tuple(
-        slice(None, None, step) if a in "yx" else slice(None) if a == "c" else 0 for a in axes
+        slice(None, None, step) if a in "yx" else slice(None) if a == "c" else at.get(a, 0)
+        for a in axes
     )
     try:
         data = np.asarray(array[index])
@@ -181,8 +218,10 @@ def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
     return np.moveaxis(data, kept.index("c"), 0)
 
 
-def _missing_channels(array, axes: str, where: str) -> list[int]:
-    """Channel indices whose every chunk (t and z at 0) is missing from a local folder store."""
+def _missing_channels(array, axes: str, where: str, at: dict[str, int] | None = None) -> list[int]:
+    """Channel indices whose every chunk (t and z at ``at``, default 0) is missing from a
+    local folder store."""
+    at = at or {}
     base = Path(where)
     try:
         if not base.is_dir():
@@ -190,7 +229,7 @@ def _missing_channels(array, axes: str, where: str) -> list[int]:
         storage = array.shards or array.chunks  # shards are the stored objects when sharded
         encode = array.metadata.encode_chunk_key
         ranges = [
-            range(-(-n // cs)) if a in "cyx" else range(1)
+            range(-(-n // cs)) if a in "cyx" else range(at.get(a, 0) // cs, at.get(a, 0) // cs + 1)
             for a, n, cs in zip(axes, array.shape, storage, strict=True)
         ]
         ci = axes.index("c") if "c" in axes else None
@@ -405,7 +444,11 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
     first_key = min(image_paths)
     array, axes, where, _ = _level0(group, image_paths[first_key], path)
     where_plate = f"OME-Zarr plate {path}"
-    choose_plane([1], plane, where_plate), choose_timepoint([1], timepoint, where_plate)
+    n_z = array.shape[axes.index("z")] if "z" in axes else 1
+    n_t = array.shape[axes.index("t")] if "t" in axes else 1
+    planes, timepoints = list(range(1, n_z + 1)), list(range(1, n_t + 1))
+    chosen_z = choose_plane(planes, plane, where_plate, "the z axis of its images, from 1")
+    chosen_t = choose_timepoint(timepoints, timepoint, where_plate, "its t axis, from 1")
     first_attrs = _attrs(group[image_paths[first_key]], where)
     n_channels = array.shape[axes.index("c")] if "c" in axes else 1
     omero = first_attrs.get("omero")
@@ -427,6 +470,8 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
         shape_source=where,
         group=group,
         image_paths=image_paths,
-        plane=plane,
-        timepoint=timepoint,
+        planes=planes,
+        timepoints=timepoints,
+        plane=chosen_z,
+        timepoint=chosen_t,
     )
