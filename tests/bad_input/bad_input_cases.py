@@ -440,7 +440,10 @@ PLATES_ZARR = [
          (plate("ome-zarr-0.4"), edit_json(f"{ZARR}/A/1/0/s0/.zarray",
                                            lambda d: d.__setitem__("dtype", "|S4")))),
     Case("zarr-plane-2", info("{ws}/p", "--plane", "2"),
-         rf"OME-Zarr plate {WS}/{ZARR} has no plane 2: its planes are 1", (plate("ome-zarr"),)),
+         rf"OME-Zarr plate {WS}/{ZARR} has no plane 2: its planes \(the z axis of its images, "
+         r"from 1\) are 1 \(or 'max'", (plate("ome-zarr"),)),
+    Case("zarr-timepoint-0", info("{ws}/p", "--timepoint", "0"),
+         r"has no timepoint 0: its timepoints \(its t axis, from 1\) are 1", (plate("ome-zarr"),)),
     Case("zarr-corrupt-chunk-predict", predict(),
          rf"cannot read {WS}/{ZARR}/A/2/0/s0/c/0/0/0: .*\(truncated or corrupt chunk\)",
          (plate("ome-zarr"), model(), write(f"{ZARR}/A/2/0/s0/c/0/0/0", b"\x28\xb5\x2f\xfd junk"))),
