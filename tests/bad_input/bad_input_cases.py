@@ -542,7 +542,8 @@ MODELS = [
                                                                    "format_version": 99}))),
     Case("model-inconsistent", predict(model_path=M), r"m\.pt': inconsistent checkpoint",
          (plate("tiff"), lambda ws, bank: _broken_checkpoint(bank, ws / "m.pt"))),
-    Case("model-other-stains", predict(model_path=M), r"GFP",
+    Case("model-other-stains", predict(model_path=M),
+         r"channels \['GFP', 'RFP'\] differ from plate 'SynthPlate'",
          (plate("tiff"), model("m.pt", "other_stains.pt"))),
     Case("importance-bad-model", ("importance", M), rf"model file '{WS}/m\.pt' is not a "
          r"napari-dcmix checkpoint", (write("m.pt", "not a model"),)),
