@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
 from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.errors import ModelError
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         TrainConfig,
         defaults={**DEFAULTS, "mode": "scratch without --init, mixing with it"},
+        types_={"seed": seed_type},
     )
 
 
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     config = settings_from_args(TrainConfig, args, defaults)
     plates = open_plates(args.plate, args)
     multi = len(plates) > 1
-    labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]
+    labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]  # plate column
     gen = train(init, plates if multi else plates[0], labels if multi else labels[0], config)
     while True:
         try:

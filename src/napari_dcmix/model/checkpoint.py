@@ -101,12 +101,46 @@ def _member(
     return model
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
+_PICKLE_MAGIC = b"\x80"  # torch's legacy format: a pickle, protocol 2 or later
+
+
+def _check_model_file(path: Path) -> None:
+    """CheckpointError naming ``path`` when it is missing, not a file, or plainly not a
+    PyTorch file (empty, text, another format), before torch tries to unpickle it."""
+    where = f"model file {str(path)!r}"
+    if path.is_dir():
+        raise CheckpointError(f"{where} is a folder; expected a model file (.pt)")
+    if not path.exists():
+        missing = "" if path.parent.is_dir() else f" (its folder {path.parent} does not exist)"
+        raise CheckpointError(f"{where}: not found{missing}")
+    if not path.is_file():
+        raise CheckpointError(f"{where} is not a regular file (a FIFO, socket or device)")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return
+    if not head:
+        found = "an empty file (0 bytes)"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        text = head.decode("ascii").strip().splitlines()
+        found = f"a text file (it starts with {text[0][:40]!r})" if text else "a text file"
+    else:
+        found = f"another format (it starts with bytes {head[:8].hex(' ')})"
+    raise CheckpointError(
+        f"{where} is not a napari-dcmix checkpoint: expected a PyTorch file written by "
+        f"napari-dcmix (train or the widget's Save), found {found}"
+    )
+
+
 def load_model(path: str | Path) -> DcmixEnsemble:
     """Load a checkpoint written by ``save_model`` (CPU, eval mode) as an ensemble (one member
     for version 1 files); never executes code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file {str(path)!r}: not found")
+    _check_model_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...

@@ -14,8 +14,16 @@ import numpy as np
 
 from napari_dcmix.errors import PlateError
 from napari_dcmix.plate import _io
-from napari_dcmix.plate._io import TiffMapper, image_header, read_image, sites_by_well
-from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate._io import (
+    TiffMapper,
+    image_header,
+    read_image,
+    read_text_file,
+    scan_folder,
+    sites_by_well,
+    warn_unreadable,
+)
+from napari_dcmix.plate.base import Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.wells import normalise_well
 
@@ -104,7 +112,8 @@ def _as_chw(data: np.ndarray) -> np.ndarray:
 def _channel_names(folder: Path, first: Path, n: int) -> list[str]:
     listing = folder / CHANNELS_FILE
     if listing.is_file():
-        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        text = read_text_file(listing, "channel list")
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if len(names) != n:
             raise PlateError(f"{listing} names {len(names)} channels but {first} has {n}")
         return names
@@ -121,22 +130,28 @@ def _channel_names(folder: Path, first: Path, n: int) -> list[str]:
     return [f"ch{i + 1}" for i in range(n)]
 
 
-def open_layout(path: Path) -> Plate:
-    """Open a TIFF-per-site folder; NotThisLayout if no file is named like ``B02_s1.tif``."""
+def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
+    """Open a TIFF-per-site folder; NotThisLayout if no file is named like ``B02_s1.tif``.
+
+    Entries named like a site that cannot be read (a broken symbolic link, a symbolic link
+    loop, a folder, a FIFO) are skipped with a PlateWarning naming each. The layout has one
+    plane and one timepoint (``[1]``)."""
     if not path.is_dir():
         raise NotThisLayout("not a folder")
+    entries, problems = scan_folder(path, parse_filename)
     files: dict[tuple[str, int], Path] = {}
-    for entry in sorted(path.iterdir()):
-        key = parse_filename(entry.name) if entry.is_file() else None
-        if key is None:
-            continue
+    for entry, key in entries:
         if key in files:
             raise PlateError(
                 f"{path}: both {files[key].name} and {entry.name} are well {key[0]} site {key[1]}"
             )
         files[key] = entry
     if not files:
-        raise NotThisLayout("no files named like B02_s1.tif in the folder")
+        more = f" ({'; '.join(problems[:3])})" if problems else ""
+        raise NotThisLayout(f"no readable files named like B02_s1.tif in the folder{more}")
+    where = f"TIFF plate folder {path}"
+    choose_plane([1], plane, where), choose_timepoint([1], timepoint, where)
+    warn_unreadable(path, problems)
     first = files[min(files)]
     shape, dtype = image_header(first)
     if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
@@ -155,4 +170,6 @@ def open_layout(path: Path) -> Plate:
         dtype=dtype,
         shape_source=f"{first} ({shape})",
         files=files,
+        plane=plane,
+        timepoint=timepoint,
     )
