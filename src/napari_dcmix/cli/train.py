@@ -15,7 +15,7 @@ from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
 from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.errors import ModelError
-from napari_dcmix.model.train_settings import TrainConfig
+from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS, TrainConfig
 
 DEFAULTS = {"device": "cpu"}  # the CPU: bit-for-bit reproducible for a seed
 
@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_arguments(
         parser,
         TrainConfig,
-        defaults={**DEFAULTS, "mode": "scratch without --init, mixing with it"},
+        defaults={
+            **DEFAULTS,
+            "mode": "scratch; with --init the fine-tuning defaults: "
+            + ", ".join(f"{k} {v}" for k, v in FINETUNE_DEFAULTS.items()),
+        },
         types_={"seed": seed_type},
     )
 
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
     check_writable(out, "model file")  # before any training
     init = load_model(args.init) if args.init else None
-    defaults = {**DEFAULTS, "mode": "mixing" if init is not None else "scratch"}
+    defaults = {**DEFAULTS, **(FINETUNE_DEFAULTS if init is not None else {})}
     config = settings_from_args(TrainConfig, args, defaults)
     plates = open_plates(args.plate, args)
     multi = len(plates) > 1

@@ -26,16 +26,19 @@ from napari_dcmix.model.predictions import (
 )
 from napari_dcmix.model.scale import PixelScale
 from napari_dcmix.model.train_settings import (
+    FINETUNE_DEFAULTS,
     TRAIN_MODES,
     PredictConfig,
     TrainConfig,
     TrainProgress,
     TrainResult,
+    finetune_config,
 )
 from napari_dcmix.model.training import train, train_arrays
 
 __all__ = [
     "BACKBONES",
+    "FINETUNE_DEFAULTS",
     "FORMAT_VERSION",
     "MODES",
     "TRAIN_MODES",
@@ -55,6 +58,7 @@ __all__ = [
     "build_backbone",
     "build_model",
     "default_model_path",
+    "finetune_config",
     "load_model",
     "predict_arrays",
     "predict_plate",
