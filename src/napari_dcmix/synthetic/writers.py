@@ -317,7 +317,7 @@ class OmeZarrWriter(SiteWriter):
         physical = {}
         if self.pixel_size_um is not None:  # y/x scale in micrometres (other axes: no unit)
             size = float(self.pixel_size_um)
-            physical = {"scale": {"y": size, "x": size},
+            physical = {"scale": {**dict.fromkeys(axes, 1.0), "y": size, "x": size},
                         "axes_units": {"y": "micrometer", "x": "micrometer"}}  # fmt: skip
         write_image(data, image, scale_factors=[], axes=axes, fmt=self.fmt, omero=omero,
                     storage_options=storage, **physical)  # fmt: skip
