@@ -16,6 +16,14 @@ fill value over a whole site: lost data, not an image), ``read_with_notes`` retu
 naming the well, site and channels (``read`` emits it as a ``PlateWarning``) and still returns
 the fill value (one ``stat`` per chunk, stopping at the first present chunk of each channel;
 checked for local folder stores only).
+
+Pixel size (``Plate.pixel_size_um``): the y and x entries of the ``scale`` coordinate
+transformation of each image's first dataset, times those of a ``multiscales``-level ``scale``
+when there is one, in the units of the y and x ``axes`` (micrometer, nanometer, millimeter...,
+converted to micrometres). Read on first use from up to ``PIXEL_SIZE_IMAGES`` images spread
+over the plate. A scale without a unit is unknown (None): ome-zarr-py and other writers write
+a scale of 1 without a unit when they know no pixel size, so a unit-less number is not a
+measurement; so is an unknown unit.
 """
 
 from __future__ import annotations
@@ -32,10 +40,13 @@ from napari_dcmix.errors import PlateError, PlateWarning
 from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.layouts._zarr_direct import DirectChunks
+from napari_dcmix.plate.pixel_size import PixelSize, Sample, combine, spread, to_um
 from napari_dcmix.plate.wells import normalise_well
 
 LAYOUT = "ome-zarr"
 _MARKERS = ("zarr.json", ".zgroup", ".zattrs")
+#: images whose metadata the pixel size is read from (spread over the plate; each is a read)
+PIXEL_SIZE_IMAGES = 4
 
 
 def _ome(attrs: dict) -> dict:
@@ -105,6 +116,18 @@ class OmeZarrPlate(Plate):
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         return self._read_site_notes(well, site)[0]
+
+    def _find_pixel_size(self) -> PixelSize:
+        """The y/x scale and units of up to ``PIXEL_SIZE_IMAGES`` images' multiscales."""
+        samples: list[Sample] = []
+        for key in spread(sorted(self._image_paths), PIXEL_SIZE_IMAGES):
+            where = f"{self.path}/{self._image_paths[key]}"
+            try:
+                attrs = _attrs(_node(self._group, self._image_paths[key], where), where)
+            except (KeyError, PlateError):
+                continue  # a missing or unreadable image: the read path names it
+            samples.append((self._image_paths[key], image_pixel_size(attrs)))
+        return combine(samples, "OME-NGFF multiscales scale and axis units")
 
     def _direct(self, well: str, site: int, array) -> DirectChunks | None:
         key = (well, site)
@@ -258,6 +281,67 @@ def _yx_scale(dataset: dict) -> tuple[float, float] | None:
             except (TypeError, ValueError):
                 return None
     return None
+
+
+def image_pixel_size(attrs: dict) -> tuple[float | str, float | str] | str:
+    """(y, x) micrometres per pixel of an OME-NGFF image's full-resolution dataset (or why
+    there are none): its ``scale`` times the multiscales-level one, in the axes' units."""
+    try:
+        multiscales = attrs["multiscales"][0]
+        datasets = multiscales["datasets"]
+        first = datasets[0]
+    except (KeyError, IndexError, TypeError):
+        return "no multiscales datasets"
+    if not isinstance(multiscales, dict) or not isinstance(first, dict):
+        return "no multiscales datasets"
+    axes = multiscales.get("axes")
+    if not isinstance(axes, list) or not axes:
+        return "no axes (OME-NGFF before 0.4 has no units)"
+    names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+    if "y" not in names or "x" not in names:
+        return f"no y and x axes (axes {names})"
+    scale = _scale_of(first.get("coordinateTransformations"), len(axes))
+    if isinstance(scale, str):
+        return f"dataset {first.get('path')!r}: {scale}"
+    if "coordinateTransformations" in multiscales:
+        outer = _scale_of(multiscales["coordinateTransformations"], len(axes), required=False)
+        if isinstance(outer, str):
+            return f"multiscales: {outer}"
+        if outer is not None:
+            scale = [a * b for a, b in zip(scale, outer, strict=True)]
+    out: list[float | str] = []
+    for axis in ("y", "x"):
+        i = names.index(axis)
+        unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
+        if unit is None:
+            out.append(f"a scale of {scale[i]:g} without a unit (unknown size)")
+            continue
+        value = to_um(scale[i], unit)
+        out.append(value if isinstance(value, float) else f"axis unit: {value}")
+    return out[0], out[1]
+
+
+def _scale_of(transforms, n_axes: int, required: bool = True) -> list[float] | str | None:
+    """The ``scale`` vector of a list of coordinate transformations (one entry per axis),
+    None when there is none and it is not ``required``, or why it is unusable."""
+    if not isinstance(transforms, list):
+        return (
+            "no coordinateTransformations"
+            if required
+            else "coordinateTransformations is not a list"
+        )
+    scales = [t for t in transforms if isinstance(t, dict) and t.get("type") == "scale"]
+    if not scales:
+        return "no scale transformation" if required else None
+    scale = scales[0].get("scale")
+    if not isinstance(scale, list) or len(scale) != n_axes:
+        return f"scale {str(scale)[:60]} does not have one entry per axis ({n_axes})"
+    numbers = []
+    for v in scale:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            return f"scale {str(scale)[:60]} is not a list of positive numbers"
+        numbers.append(float(v))
+    return numbers
 
 
 def _level0(group, image_path: str, root: Path):
