@@ -1,0 +1,79 @@
+"""Exactly once under faults, with real Dask processes: a worker killed mid-run, a lost
+scheduler, then ``--resume``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+from conftest import (
+    assert_same_predictions,
+    cli_command,
+    keys_once,
+    n_records,
+    run_cli,
+    wait_for,
+)
+
+
+def test_a_worker_killed_mid_run_changes_nothing(screen_plates, reference_csv, dask_processes,
+                                                 tmp_path):  # fmt: skip
+    """SIGKILL one of two workers after the first batch of wells came back: Dask reruns its
+    tasks on the other; every site row and well row is in the CSV once, as in-process."""
+    address = dask_processes.start_scheduler()
+    dask_processes.start_workers(2)
+    dask_processes.wait_for_workers(2)
+    out = tmp_path / "cluster.csv"
+    proc = subprocess.Popen(
+        cli_command("predict", *screen_plates, "--out", out, "--scheduler", address,
+                    "--device", "cpu", "--max-task-sites", "2", "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: n_records(out) >= 1 or proc.poll() is not None, what="a first batch")
+        assert proc.poll() is None, proc.communicate()
+        dask_processes.kill(dask_processes.workers[0])
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert dask_processes.workers[0].returncode == -signal.SIGKILL
+    keys_once(out)
+    assert_same_predictions(out, reference_csv)
+    assert not out.with_name(out.name + ".partial").exists()
+
+
+def test_a_lost_scheduler_ends_the_run_and_resume_finishes_it(
+    screen_plates, reference_csv, dask_processes, tmp_path
+):
+    """The scheduler is killed mid-run: the CLI says so and exits 2 (no hang), the finished
+    wells stay in OUT.partial, no CSV at OUT; --resume (in-process) completes the same CSV."""
+    address = dask_processes.start_scheduler()
+    dask_processes.start_workers(1)
+    dask_processes.wait_for_workers(1)
+    out = tmp_path / "lost.csv"
+    proc = subprocess.Popen(
+        cli_command("predict", *screen_plates, "--out", out, "--scheduler", address,
+                    "--device", "cpu", "--max-task-sites", "2", "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: n_records(out) >= 2 or proc.poll() is not None, what="two batches")
+        assert proc.poll() is None, proc.communicate()
+        dask_processes.kill(dask_processes.scheduler)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, stderr
+    assert f"lost the connection to the Dask scheduler at {address}" in stderr
+    assert "Traceback" not in stderr and "--resume" in stderr, stderr
+    assert not out.exists()
+    kept = n_records(out)
+    assert kept >= 2
+    result = run_cli("predict", *screen_plates, "--out", out, "--device", "cpu", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "from an earlier run" in result.stdout
+    keys_once(out)
+    assert_same_predictions(out, reference_csv)
