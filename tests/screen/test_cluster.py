@@ -13,30 +13,31 @@ from napari_dcmix.cli import main
 
 
 def test_local_cluster_writes_the_in_process_csv(screen_plates, reference_csv, tmp_path):
-    """--workers 2: two worker processes on this machine; batches of wells stream back and the
-    CSV is in plate, well, site order, equal to the in-process run's."""
+    """--workers 2: two worker processes on this machine; 12 tasks of whole wells stream back,
+    each worker process loads the model once, and the CSV (plate, well, site order) equals the
+    in-process run's."""
     out = tmp_path / "local.csv"
     result = run_cli("predict", *screen_plates, "--out", out, "--workers", "2", "--device", "cpu",
                      "--max-task-sites", "8")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "in 2 local Dask workers" in result.stdout
+    assert "12 tasks on 2 Dask workers; the model was loaded 2 time(s)" in result.stdout
     keys_once(out)
     assert_same_predictions(out, reference_csv)
     assert not out.with_name(out.name + ".partial").exists()
     assert "Traceback" not in result.stderr
 
 
-def test_each_worker_loads_the_model_once(screen_plates, reference_csv):
-    """Through the Python API: 12 tasks on 2 workers, each worker process loads the model
-    (sent once as a worker plugin, cached by its SHA-256) for its first task only."""
+def test_python_api_streams_progress_and_keeps_plate_order(screen_plates, reference_csv):
+    """``predict_screen`` (the core the CLI drives), in-process: progress per batch, results
+    per plate in well and site order, equal to the CLI's CSV."""
     from napari_dcmix.model import default_model_path
     from napari_dcmix.model.train_settings import PredictConfig
     from napari_dcmix.plate import open_plate
     from napari_dcmix.screen import predict_screen
 
     plates = [open_plate(p) for p in screen_plates]
-    config = PredictConfig(device="cpu", workers=2, max_task_sites=8)
-    gen = predict_screen(default_model_path(), plates, config)
+    gen = predict_screen(default_model_path(), plates, PredictConfig(device="cpu", batch_size=8))
     events = []
     while True:
         try:
@@ -44,25 +45,15 @@ def test_each_worker_loads_the_model_once(screen_plates, reference_csv):
         except StopIteration as stop:
             result = stop.value
             break
-    tasks = result.tasks
-    assert len(tasks) == 12 and result.workers == 2
-    assert sorted(t.task.index for t in tasks) == list(range(12))  # each task's result once
-    by_pid: dict[int, list] = {}
-    for t in tasks:
-        by_pid.setdefault(t.pid, []).append(t)
-    assert len(by_pid) == 2  # both workers worked
-    for runs in by_pid.values():
-        assert sum(t.model_loaded for t in runs) == 1
-        first = min(runs, key=lambda t: t.started)
-        assert first.model_loaded and first.load_s > 0
-    assert events[-1].done == events[-1].total == 96
-    # the same probabilities as the in-process CLI run
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    assert events[-1].done == events[-1].total == 96 and len(events) == 12
+    assert [e.plate_index for e in events] == [0] * 4 + [1] * 4 + [2] * 4
     ref = {(r["path"], r["well"], r["site"]): r for r in read_rows(reference_csv)
            if r["level"] == "site"}  # fmt: skip
-    for pred in result.predictions:
+    for plate, pred in zip(plates, result.predictions, strict=True):
+        assert [(s.well, s.site) for s in pred.sites] == plate.site_keys()
         for s in pred.sites:
-            row = ref[(pred.path, s.well, str(s.site))]
-            assert abs(float(row["p_treated"]) - s.probs[1]) <= 1.01e-6
+            assert abs(float(ref[(pred.path, s.well, str(s.site))]["p_treated"]) - s.probs[1]) < 1e-6
 
 
 def _free_port() -> int:

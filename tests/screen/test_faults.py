@@ -3,6 +3,7 @@ scheduler, then ``--resume``."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 
@@ -14,6 +15,8 @@ from conftest import (
     run_cli,
     wait_for,
 )
+
+from napari_dcmix.cli import main
 
 
 def test_a_worker_killed_mid_run_changes_nothing(screen_plates, reference_csv, dask_processes,
@@ -43,9 +46,20 @@ def test_a_worker_killed_mid_run_changes_nothing(screen_plates, reference_csv, d
     assert_same_predictions(out, reference_csv)
     assert not out.with_name(out.name + ".partial").exists()
 
+    # The surviving worker goes on: a task that meets a corrupt site ends the run with the
+    # plate, well and site named (exit 2), raised on the worker and reported here.
+    broken = tmp_path / "broken"
+    shutil.copytree(screen_plates[0], broken)
+    (broken / "A03_s1.tif").write_bytes((broken / "A03_s1.tif").read_bytes()[:200])
+    bad = run_cli("predict", broken, "--out", tmp_path / "bad.csv", "--scheduler", address,
+                  "--device", "cpu", "--quiet")  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    assert "error: plate 'broken' well A03 site 1" in bad.stderr and "A03_s1.tif" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad.csv").exists()
+
 
 def test_a_lost_scheduler_ends_the_run_and_resume_finishes_it(
-    screen_plates, reference_csv, dask_processes, tmp_path
+    screen_plates, reference_csv, dask_processes, tmp_path, capsys
 ):
     """The scheduler is killed mid-run: the CLI says so and exits 2 (no hang), the finished
     wells stay in OUT.partial, no CSV at OUT; --resume (in-process) completes the same CSV."""
@@ -72,8 +86,8 @@ def test_a_lost_scheduler_ends_the_run_and_resume_finishes_it(
     assert not out.exists()
     kept = n_records(out)
     assert kept >= 2
-    result = run_cli("predict", *screen_plates, "--out", out, "--device", "cpu", "--resume")
-    assert result.returncode == 0, result.stderr
-    assert "from an earlier run" in result.stdout
+    assert main(["predict", *map(str, screen_plates), "--out", str(out), "--device", "cpu",
+                 "--resume", "--quiet"]) == 0  # fmt: skip
+    assert f"sites, {kept * 2} from an earlier run" in capsys.readouterr().out
     keys_once(out)
     assert_same_predictions(out, reference_csv)

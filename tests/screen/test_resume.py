@@ -14,7 +14,6 @@ from conftest import (
     cli_command,
     keys_once,
     n_records,
-    run_cli,
     wait_for,
 )
 
@@ -39,7 +38,7 @@ def _interrupt(screen_plates, out, sig, *extra):
     return proc.returncode, stderr
 
 
-def test_sigint_then_resume(screen_plates, reference_csv, tmp_path):
+def test_sigint_then_resume(screen_plates, reference_csv, tmp_path, capsys):
     out = tmp_path / "p.csv"
     code, stderr = _interrupt(screen_plates, out, signal.SIGINT)
     assert code == 130, stderr
@@ -47,13 +46,14 @@ def test_sigint_then_resume(screen_plates, reference_csv, tmp_path):
     assert not out.exists()
     kept = n_records(out)
     assert kept >= 2
+    plates = [str(p) for p in screen_plates]
     # without --resume an unfinished run is not silently discarded
-    again = run_cli("predict", *screen_plates, "--out", out, "--device", "cpu", "--quiet")
-    assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
+    assert main(["predict", *plates, "--out", str(out), "--device", "cpu", "--quiet"]) == 2
+    assert "pass --resume to continue it" in capsys.readouterr().err
     assert n_records(out) == kept
-    result = run_cli("predict", *screen_plates, "--out", out, "--device", "cpu", "--resume")
-    assert result.returncode == 0, result.stderr
-    assert "from an earlier run" in result.stdout
+    assert main(["predict", *plates, "--out", str(out), "--device", "cpu", "--resume"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"96 sites, {2 * kept} from an earlier run, 48 wells" in stdout
     keys_once(out)
     assert_same_predictions(out, reference_csv)
     assert not out.with_name(out.name + ".partial").exists()

@@ -78,17 +78,15 @@ def run(args: argparse.Namespace) -> int:
     options = _picklable(args)
     openers = [functools.partial(_open_one, plate_path_text(p), options) for p in plates]
     mode = progress_mode(args.quiet)
-    display = PlatesProgress(
-        [(labels[i], sum(len(p.sites(w)) for w in p.wells)) for i, p in enumerate(plates)], mode
-    )
+    totals = [sum(len(p.sites(w)) for w in p.wells) for p in plates]
     where = (
         f"{config.workers} local Dask workers" if config.workers
         else f"the Dask scheduler at {config.scheduler}" if config.scheduler
         else "this process"
     )  # fmt: skip
     if mode != "quiet":
-        n_sites = sum(display.totals)
-        print(f"predicting {len(plates)} plate(s), {n_sites} sites, in {where}", flush=True)
+        print(f"predicting {len(plates)} plate(s), {sum(totals)} sites, in {where}", flush=True)
+    display = PlatesProgress(list(zip(labels, totals, strict=True)), mode)
 
     def on_event(event: Any) -> None:
         display.update(event.plate_index, event.plate_done, event.device, event.plate_resumed)
@@ -105,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
                   "command with --resume to continue", file=sys.stderr, flush=True)  # fmt: skip
         raise
     display.close()
+    if result.tasks and mode != "quiet":
+        workers = len({(t.worker, t.pid) for t in result.tasks})
+        loads = sum(t.model_loaded for t in result.tasks)
+        print(f"{len(result.tasks)} tasks on {workers} Dask workers; the model was loaded "
+              f"{loads} time(s), once per worker process")  # fmt: skip
     _report_notes(result.predictions, labels)
     n_sites = sum(len(r.sites) for r in result.predictions)
     n_wells = sum(len(r.wells()) for r in result.predictions)
@@ -143,7 +146,10 @@ def _report_notes(predictions: list[Any], labels: list[str]) -> None:
             _warn(f"plate {label} well {s.well} site {s.site} skipped: {s.reason}")
         noted = [s for s in pred.sites if s.notes]
         for s in noted[:NOTE_LINES_PER_PLATE]:
-            _warn(f"plate {label} well {s.well} site {s.site}: {'; '.join(s.notes)}")
+            where = f"well {s.well} site {s.site}"
+            # notes from the plate reader already name the plate, well and site
+            parts = [n if where in n else f"plate {label} {where}: {n}" for n in s.notes]
+            _warn("; ".join(parts))
         if len(noted) > NOTE_LINES_PER_PLATE:
             _warn(f"plate {label}: {len(noted) - NOTE_LINES_PER_PLATE} more site(s) with notes "
                   "(see the notes column)")  # fmt: skip
