@@ -165,6 +165,7 @@ def run_tasks(
 
     from distributed import wait
 
+    address = _address(client)  # now, while connected (a lost client may forget it)
     run = uuid.uuid4().hex[:12]
     futures = [
         client.submit(fn, *a, key=f"{key_prefix}-{run}-{i}", pure=False) for i, a in enumerate(args)
@@ -181,27 +182,28 @@ def run_tasks(
                 done, not_done = set(), pending
             except CancelledError:  # distributed's FuturesCancelledError: the scheduler is gone
                 raise ExecutorError(
-                    f"lost the connection to the Dask scheduler at {_address(client)} (the "
+                    f"lost the connection to the Dask scheduler at {address} (the "
                     "scheduler stopped or the network failed)"
                 ) from None
             for fut in sorted(done, key=lambda f: index[f.key]):
-                yield index[fut.key], _result(fut, client, describe(index[fut.key]))
+                yield index[fut.key], _result(fut, address, describe(index[fut.key]))
             pending = set(not_done)
             if pending and not done:
-                no_workers_since = _check_workers(client, no_workers_since, no_worker_timeout)
+                no_workers_since = _check_workers(client, address, no_workers_since,
+                                                  no_worker_timeout)  # fmt: skip
     finally:
         if pending and connected(client):  # (without a scheduler it would wait to reconnect)
             with contextlib.suppress(Exception):
                 client.cancel(list(pending), force=True)
 
 
-def _result(fut: Any, client: Any, what: str) -> Any:
+def _result(fut: Any, address: str, what: str) -> Any:
     from distributed import KilledWorker
 
     status = fut.status
     if status == "cancelled":
         raise ExecutorError(
-            f"lost the connection to the Dask scheduler at {_address(client)} while running "
+            f"lost the connection to the Dask scheduler at {address} while running "
             f"{what} (the scheduler stopped or the network failed)"
         )
     try:
@@ -213,19 +215,18 @@ def _result(fut: Any, client: Any, what: str) -> Any:
         ) from None
     except CancelledError:
         raise ExecutorError(
-            f"lost the connection to the Dask scheduler at {_address(client)} while running {what}"
+            f"lost the connection to the Dask scheduler at {address} while running {what}"
         ) from None
 
 
-def _check_workers(client: Any, since: float | None, limit: float) -> float | None:
+def _check_workers(client: Any, address: str, since: float | None, limit: float) -> float | None:
     """Raise when the scheduler has had no worker for ``limit`` seconds; returns the time the
     current stretch without workers began (None while there are workers)."""
     try:
         n = worker_count(client)
     except Exception as exc:
         raise ExecutorError(
-            f"lost the connection to the Dask scheduler at {_address(client)}: "
-            f"{type(exc).__name__}: {exc}"
+            f"lost the connection to the Dask scheduler at {address}: {type(exc).__name__}: {exc}"
         ) from None
     if n:
         return None
@@ -234,7 +235,7 @@ def _check_workers(client: Any, since: float | None, limit: float) -> float | No
         return now
     if now - since > limit:
         raise ExecutorError(
-            f"the Dask scheduler at {_address(client)} has had no worker for {limit:g} s; "
+            f"the Dask scheduler at {address} has had no worker for {limit:g} s; "
             "start workers with `dask worker ADDRESS`"
         )
     return since

@@ -195,7 +195,8 @@ def predict_screen(
                     counts[i] += task.n_sites
                     progress_done += task.n_sites
                     devices[i] = res.device
-                    workers = max(1, worker_count(client))
+                    # (no call to the scheduler here: it may just have been lost)
+                    workers = max(workers, len({(r.worker, r.pid) for r in task_results}))
                     yield event(i)
             finally:
                 _unregister(client, plugin.name)

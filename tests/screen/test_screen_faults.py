@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 
-from conftest import (
+from screen_helpers import (
     assert_same_predictions,
     cli_command,
     keys_once,
@@ -36,7 +36,7 @@ def test_a_worker_killed_mid_run_changes_nothing(screen_plates, reference_csv, d
         wait_for(lambda: n_records(out) >= 1 or proc.poll() is not None, what="a first batch")
         assert proc.poll() is None, proc.communicate()
         dask_processes.kill(dask_processes.workers[0])
-        stdout, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -76,12 +76,12 @@ def test_a_lost_scheduler_ends_the_run_and_resume_finishes_it(
         wait_for(lambda: n_records(out) >= 2 or proc.poll() is not None, what="two batches")
         assert proc.poll() is None, proc.communicate()
         dask_processes.kill(dask_processes.scheduler)
-        stdout, stderr = proc.communicate(timeout=90)
+        _, stderr = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 2, stderr
-    assert f"lost the connection to the Dask scheduler at {address}" in stderr
+    assert f"lost the connection to the Dask scheduler at {address}" in stderr, stderr
     assert "Traceback" not in stderr and "--resume" in stderr, stderr
     assert not out.exists()
     kept = n_records(out)

@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from conftest import assert_same_predictions, keys_once, read_rows, run_cli
+from screen_helpers import assert_same_predictions, keys_once, read_rows, run_cli
 
 from napari_dcmix.cli import main
 
@@ -53,7 +53,9 @@ def test_python_api_streams_progress_and_keeps_plate_order(screen_plates, refere
     for plate, pred in zip(plates, result.predictions, strict=True):
         assert [(s.well, s.site) for s in pred.sites] == plate.site_keys()
         for s in pred.sites:
-            assert abs(float(ref[(pred.path, s.well, str(s.site))]["p_treated"]) - s.probs[1]) < 1e-6
+            assert (
+                abs(float(ref[(pred.path, s.well, str(s.site))]["p_treated"]) - s.probs[1]) < 1e-6
+            )
 
 
 def _free_port() -> int:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 import pytest
-from conftest import (
+from screen_helpers import (
     assert_same_predictions,
     cli_command,
     keys_once,
@@ -31,7 +31,7 @@ def _interrupt(screen_plates, out, sig, *extra):
         wait_for(lambda: n_records(out) >= 2 or proc.poll() is not None, what="two batches")
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -137,7 +137,7 @@ def test_resume_with_skip_bad_sites_finishes_the_rest(unfinished, capsys):
     assert code == 0, captured.err
     warnings = [line for line in captured.err.splitlines() if "skipped" in line]
     assert len(warnings) == 1 and "well B01 site 2 skipped" in warnings[0]
-    from conftest import read_rows
+    from screen_helpers import read_rows
 
     rows = read_rows(out)
     well = [r for r in rows if r["plate"] == "broken" and r["well"] == "B01" and

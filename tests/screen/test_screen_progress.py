@@ -12,7 +12,7 @@ import subprocess
 import termios
 
 import numpy as np
-from conftest import cli_command
+from screen_helpers import cli_command
 
 
 def _run_in_terminal(args: list[str], timeout: float = 120) -> tuple[int, str]:

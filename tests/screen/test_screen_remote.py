@@ -12,7 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import read_rows, run_cli
+from screen_helpers import read_rows, run_cli
 
 from napari_dcmix.cli import main
 
@@ -87,8 +87,11 @@ def test_remote_errors_name_the_url(http_root, screen_plates, tmp_path, capsys):
     plate_url = _url(http_root, screen_plates[1])
     refused = f"http://127.0.0.1:{_free_port()}/plate.zarr"
     cases = [
-        (f"{base}/no-such-plate.zarr", "nothing there (no zarr.json or .zgroup: HTTP 404 or no "
-         "such key); expected an OME-Zarr plate"),
+        (
+            f"{base}/no-such-plate.zarr",
+            "nothing there (no zarr.json or .zgroup: HTTP 404 or no "
+            "such key); expected an OME-Zarr plate",
+        ),
         (refused, "cannot connect (ClientConnectorError"),
         (f"{plate_url}/B/2", "is a Zarr group: it has no OME-NGFF 'plate' metadata"),
         (f"{plate_url}/B/2/0", "is an OME-Zarr image, not a plate"),
@@ -166,8 +169,9 @@ def test_s3_plate_predicts_like_its_local_copy(s3_server, screen_plates, referen
     missing = run_cli("info", "s3://screen/plates/none.zarr", env=_env(s3_server))
     assert missing.returncode == 2
     assert "s3://screen/plates/none.zarr: nothing there" in missing.stderr
-    nocreds = run_cli("info", url, env=_env(s3_server, drop=("AWS_ACCESS_KEY_ID",
-                                                              "AWS_SECRET_ACCESS_KEY")))
+    nocreds = run_cli(
+        "info", url, env=_env(s3_server, drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    )
     assert nocreds.returncode == 2
     assert f"{url}: no S3 credentials found" in nocreds.stderr
     assert "AWS_ACCESS_KEY_ID" in nocreds.stderr and "Traceback" not in nocreds.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import cli_command, keys_once, read_rows
+from screen_helpers import cli_command, keys_once, read_rows
 
 from napari_dcmix.cli import main
 
