@@ -10,6 +10,7 @@ the CSV is written at the end, atomically, in plate, well, site order.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import time
@@ -91,6 +92,7 @@ def predict_screen(
     resume: bool = False,
     overwrite: bool = False,
     openers: Sequence[Callable[[], Any]] | None = None,
+    client: Any = None,
 ) -> Generator[ScreenProgress, None, ScreenResult]:
     """Predict ``plates`` (opened ``Plate`` objects) with the model file ``model_path``.
 
@@ -98,7 +100,8 @@ def predict_screen(
     cluster; ``scheduler``: a running one; neither: this process). With ``out`` the CSV is
     written there (atomically; an existing file only with ``overwrite``) and finished wells
     are kept in ``OUT.partial`` until it is; ``resume`` continues from them. ``openers[i]``
-    reopens plate ``i`` on a worker (default: ``open_plate`` on its path or URL).
+    reopens plate ``i`` on a worker (default: ``open_plate`` on its path or URL). ``client``:
+    a ``distributed.Client`` to run on instead of the one ``config`` would start (kept open).
     """
     from napari_dcmix.atomic import check_writable
     from napari_dcmix.model import load_model
@@ -162,7 +165,11 @@ def predict_screen(
     options = {"device": config.device, "batch_size": config.batch_size,
                "read_threads": config.read_threads,
                "skip_bad_sites": config.skip_bad_sites}  # fmt: skip
-    with dask_client(config.workers, config.scheduler, config.scheduler_timeout) as client:
+    if client is not None:
+        cluster = contextlib.nullcontext(client)
+    else:
+        cluster = dask_client(config.workers, config.scheduler, config.scheduler_timeout)
+    with cluster as client:
         if client is None:
             for i, plate in enumerate(plates):
                 for n, device in _predict_in_process(model, plate, remaining[i], options,
@@ -217,8 +224,6 @@ def predict_screen(
 
 
 def _unregister(client: Any, name: str) -> None:
-    import contextlib
-
     if connected(client):
         with contextlib.suppress(Exception):
             client.unregister_worker_plugin(name)
