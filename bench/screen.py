@@ -29,6 +29,7 @@ cluster size (for machines with more cores).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -56,8 +57,10 @@ def write_plates(workdir: Path, n: int, wells: int, sites: int, size: int) -> li
         folder = root / f"plate{i:02d}"
         marker = folder / "ground_truth.json"
         if not marker.exists():
-            write_synthetic_plate(folder, layout="tiff", n_wells=wells, sites=sites,
-                                  image_size=size, seed=100 + i, plate_name=f"P{i:02d}")  # fmt: skip
+            write_synthetic_plate(
+                folder, layout="tiff", n_wells=wells, sites=sites, image_size=size,
+                seed=100 + i, plate_name=f"P{i:02d}",
+            )  # fmt: skip
         paths.append(folder)
     return paths
 
@@ -86,7 +89,7 @@ def overhead(result: Any, wall: float, workers: int) -> dict[str, float]:
     gaps = []
     for runs in by_worker.values():
         runs.sort(key=lambda t: t.started)
-        gaps += [b.started - a.finished for a, b in zip(runs, runs[1:], strict=False)]
+        gaps += [b.started - a.finished for a, b in itertools.pairwise(runs)]
     gap = statistics.mean(gaps) if gaps else 0.0
     return {
         "tasks": len(tasks),

@@ -136,14 +136,15 @@ def test_resume_with_skip_bad_sites_finishes_the_rest(unfinished, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     warnings = [line for line in captured.err.splitlines() if "skipped" in line]
-    assert len(warnings) == 1 and "well B01 site 2 skipped" in warnings[0]
+    assert len(warnings) == 1 and "well B01 site 2 skipped: " in warnings[0]
+    assert warnings[0].count("site 2") == 1 and "B01_s2.tif" in warnings[0]
     from screen_helpers import read_rows
 
     rows = read_rows(out)
     well = [r for r in rows if r["plate"] == "broken" and r["well"] == "B01" and
             r["level"] == "well"]  # fmt: skip
     assert len(well) == 1 and well[0]["sites_used"] == "1"
-    assert "skipped site 2" in well[0]["notes"]
+    assert well[0]["notes"].startswith("skipped site 2: ") and "B01_s2.tif" in well[0]["notes"]
     assert not [r for r in rows if r["plate"] == "broken" and r["well"] == "B01" and
                 r["site"] == "2"]  # fmt: skip
     assert len({r["path"] for r in rows}) == 3

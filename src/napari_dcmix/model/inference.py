@@ -369,7 +369,8 @@ def predict_plate(
                     except PlateError as exc:
                         if not skip_bad_sites:
                             raise
-                        result.skipped.append(SkippedSite(key[0], key[1], str(exc)))
+                        reason = str(exc).removeprefix(f"{site_name(plate, *key)}: ")
+                        result.skipped.append(SkippedSite(key[0], key[1], reason))
                         continue
                     batch_keys.append(key)
                     arrays.append(array)

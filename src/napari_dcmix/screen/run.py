@@ -14,6 +14,7 @@ import contextlib
 import functools
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +69,15 @@ def model_sha256(path: str | Path) -> tuple[str, bytes]:
     return hashlib.sha256(data).hexdigest(), data
 
 
-def plate_spec(plate: Any, opener: Callable[[], Any] | None = None) -> PlateSpec:
+def plate_spec(plate: Any, opener: Callable[[], Any] | None = None, run: str = "") -> PlateSpec:
     """How workers reopen ``plate``: ``opener`` (picklable), else ``open_plate`` on its path or
-    URL with its layout."""
+    URL with its layout; ``run`` keeps workers from reusing a plate opened for another run."""
     key = plate_path_text(plate)
     if opener is None:
         from napari_dcmix.plate import open_plate
 
         opener = functools.partial(open_plate, key, getattr(plate, "layout", None))
-    return PlateSpec(key, opener)
+    return PlateSpec(key, opener, run)
 
 
 def _label(plate: Any) -> str:
@@ -185,7 +186,10 @@ def predict_screen(
             workers = max(1, worker_count(client))
             plugin = ModelPlugin(sha, data)
             client.register_plugin(plugin)
-            specs = [plate_spec(p, openers[i] if openers else None) for i, p in enumerate(plates)]
+            run = uuid.uuid4().hex
+            specs = [
+                plate_spec(p, openers[i] if openers else None, run) for i, p in enumerate(plates)
+            ]
             tasks = plan_tasks(remaining, config.max_task_sites)
             args = [(t, specs[t.plate_index], sha, options) for t in tasks]
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class PlateSpec:
 
     key: str
     opener: Callable[[], Any]
+    run: str = ""  # the run it belongs to: workers reopen plates per run (options may differ)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,6 @@ class TaskResult:
     compute_s: float = 0.0  # time inside predict_plate (reading + forward)
     started: float = 0.0  # time.time() on the worker
     finished: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def plan_tasks(
@@ -96,10 +96,9 @@ def plan_tasks(
 _lock = threading.Lock()
 _MODEL_BYTES: dict[str, bytes] = {}  # sha256 -> the model file (set by the worker plugin)
 _MODELS: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (sha256, device) -> model
-_PLATES: OrderedDict[str, Any] = OrderedDict()  # PlateSpec.key -> opened plate
+_PLATES: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (run, plate key) -> plate
 _MAX_MODELS = 2
 _MAX_PLATES = 4
-LOADS: list[str] = []  # sha256 of each model load in this process (tests, benchmarks)
 
 
 def plugin_name(sha256: str) -> str:
@@ -148,15 +147,15 @@ def _model(sha256: str, device: str) -> tuple[Any, bool, float]:
         _MODELS[key] = model
         while len(_MODELS) > _MAX_MODELS:
             _MODELS.popitem(last=False)
-        LOADS.append(sha256)
         return model, True, time.perf_counter() - start
 
 
 def _plate(spec: PlateSpec) -> Any:
+    key = (spec.run, spec.key)
     with _lock:
-        if spec.key in _PLATES:
-            _PLATES.move_to_end(spec.key)
-            return _PLATES[spec.key]
+        if key in _PLATES:
+            _PLATES.move_to_end(key)
+            return _PLATES[key]
     try:
         plate = spec.opener()
     except DcmixError as exc:
@@ -165,7 +164,7 @@ def _plate(spec: PlateSpec) -> Any:
             f"{exc} (the workers must see the plates at the same path or URL)"
         ) from None
     with _lock:
-        _PLATES[spec.key] = plate
+        _PLATES[key] = plate
         while len(_PLATES) > _MAX_PLATES:
             _PLATES.popitem(last=False)
     return plate
