@@ -131,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     plates = [open_plate(p) for p in paths]
     n_sites = sum(len(p.site_keys()) for p in plates)
     rows: list[tuple[str, str, str]] = []
-    rows.append(("machine", f"{cpus} CPUs ({usable} usable), torch {torch.__version__}",
-                 f"in-process torch threads {torch.get_num_threads()}; workers: 1 thread each"))
+    rows.append(
+        (
+            "machine",
+            f"{cpus} CPUs ({usable} usable), torch {torch.__version__}",
+            f"in-process torch threads {torch.get_num_threads()}; workers: 1 thread each",
+        )
+    )
     rows.append(("load average (1 min) at start", f"{os.getloadavg()[0]:.2f}",
                  "above the CPU count: other work competes" if os.getloadavg()[0] > usable
                  else ""))  # fmt: skip
