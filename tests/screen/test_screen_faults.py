@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 
+import pytest
 from screen_helpers import (
     assert_same_predictions,
     cli_command,
@@ -17,6 +19,7 @@ from screen_helpers import (
 )
 
 from napari_dcmix.cli import main
+from napari_dcmix.screen import ExecutorError, dask_client, run_tasks
 
 
 def test_a_worker_killed_mid_run_changes_nothing(screen_plates, reference_csv, dask_processes,
@@ -91,3 +94,16 @@ def test_a_lost_scheduler_ends_the_run_and_resume_finishes_it(
     assert f"sites, {kept * 2} from an earlier run" in capsys.readouterr().out
     keys_once(out)
     assert_same_predictions(out, reference_csv)
+
+
+def test_a_scheduler_without_workers_is_given_up_on(dask_processes):
+    """``run_tasks`` (the executor the lead's ensembles reuse) on a scheduler that has no
+    worker: an error naming the scheduler after ``no_worker_timeout``, not a hang."""
+    address = dask_processes.start_scheduler()
+    with dask_client(scheduler=address, timeout=10) as client:
+        start = time.monotonic()
+        with pytest.raises(ExecutorError, match=f"scheduler at {address} has had no worker"):
+            list(run_tasks(client, abs, [(-1,), (-2,)], no_worker_timeout=1.0))
+        assert time.monotonic() - start < 15
+    # in-process (no client): the same call runs the tasks here, in order
+    assert list(run_tasks(None, abs, [(-1,), (-2,)])) == [(0, 1), (1, 2)]

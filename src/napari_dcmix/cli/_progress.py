@@ -111,6 +111,9 @@ class PlatesProgress:
             f"{self.labels[i]}: {self.done[i]}/{self.totals[i]} {self.unit}{resumed} in "
             f"{seconds:.1f} s{rate}{f' on {note}' if note else ''}"
         )
+        if not new:  # everything came from an earlier run
+            count = f"{self.done[i]}/{self.totals[i]} {self.unit}"
+            text = f"{self.labels[i]}: {count} from an earlier run"
         if self.mode == "lines":
             _print(text)
             return

@@ -41,6 +41,7 @@ class PlateRecord:
     sites: list[SitePrediction] = field(default_factory=list)
     skipped: list[SkippedSite] = field(default_factory=list)
     wells: set[str] = field(default_factory=set)
+    device: str = ""  # the device the last batch was predicted on
 
 
 def partial_folder(out: str | Path) -> Path:
@@ -140,6 +141,7 @@ class PartialStore:
             record.sites += [s for s in sites if s.well in fresh]
             record.skipped += [s for s in skipped if s.well in fresh]
             record.wells |= fresh
+            record.device = str(data.get("device") or record.device)
         for tmp in self.folder.glob(f".*{TMP_MARK}*"):  # left by a killed run
             tmp.unlink(missing_ok=True)
         return done
@@ -150,10 +152,12 @@ class PartialStore:
         wells: Sequence[str],
         sites: Sequence[SitePrediction],
         skipped: Sequence[SkippedSite],
+        device: str = "",
     ) -> Path:
         """Record a finished batch of wells (atomically)."""
         data: dict[str, Any] = {
             "plate": plate_key,
+            "device": device,
             "wells": list(wells),
             "sites": [[s.well, s.site, [float(p) for p in s.probs], list(s.notes)] for s in sites],
             "skipped": [[s.well, s.site, s.reason] for s in skipped],

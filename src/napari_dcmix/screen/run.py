@@ -145,7 +145,7 @@ def predict_screen(
     skipped: list[list[SkippedSite]] = [list(r.skipped) for r in records]
     total = sum(totals)
     progress_done = resumed
-    devices = ["" for _ in plates]
+    devices = [r.device for r in records]
     task_results: list[TaskResult] = []
     workers = 0
 
@@ -157,9 +157,9 @@ def predict_screen(
         if counts[i]:
             yield event(i)
 
-    def keep(i: int, wells: Sequence[str], new_sites: list, new_skipped: list) -> None:
+    def keep(i: int, wells: Sequence[str], new_sites: list, new_skipped: list, device: str):
         if store is not None:
-            store.save(keys[i], wells, new_sites, new_skipped)
+            store.save(keys[i], wells, new_sites, new_skipped, device)
         sites[i].extend(new_sites)
         skipped[i].extend(new_skipped)
 
@@ -201,7 +201,7 @@ def predict_screen(
                                         key_prefix="dcmix-predict"):  # fmt: skip
                     task = tasks[j]
                     i = task.plate_index
-                    keep(i, task.wells, res.sites, res.skipped)
+                    keep(i, task.wells, res.sites, res.skipped, res.device)
                     task_results.append(res)
                     counts[i] += task.n_sites
                     progress_done += task.n_sites
@@ -239,7 +239,7 @@ def _predict_in_process(
     wells: dict[str, int],
     options: dict[str, Any],
     batch_sites: int,
-    keep: Callable[[Sequence[str], list, list], None],
+    keep: Callable[[Sequence[str], list, list, str], None],
 ) -> Generator[tuple[int, str], None, None]:
     """Stream ``wells`` of ``plate`` through ``predict_plate``; whenever finished wells add up to
     ``batch_sites`` sites, ``keep`` them (the partial results). Yields (sites done, device)."""
@@ -264,7 +264,7 @@ def _predict_in_process(
         if pending:
             chosen = set(pending)
             keep(list(pending), [s for s in partial.sites if s.well in chosen],
-                 [s for s in partial.skipped if s.well in chosen])  # fmt: skip
+                 [s for s in partial.skipped if s.well in chosen], partial.device)  # fmt: skip
             pending, pending_sites = [], 0
 
     while True:
