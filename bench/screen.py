@@ -7,7 +7,8 @@ function behind ``napari-dcmix predict [--workers N]``. Prints one table.
   the CLI's ``max_task_sites``). The cluster is started once (its start-up is a row of its
   own), a warm-up run on one plate imports torch and loads the model in every worker, then the
   screen is timed.
-- wall-time ratio: cluster / in-process (below 1: the cluster is faster).
+- wall-time ratio: cluster / in-process (below 1: the cluster is faster), in-process and cluster
+  runs alternated ``--repeats`` times (this machine's speed drifts); medians and every round.
 - scheduler overhead per task: the time a worker is not computing while tasks are queued,
   per task: the gap between one task's end and the next task's start on the same worker (the
   scheduler's dispatch and the result's trip back) plus the time inside a task outside
@@ -23,7 +24,7 @@ cluster size (for machines with more cores).
 
     flock /tmp/dcmix-cpu.lock .venv/bin/python bench/screen.py [--workdir DIR] [--workers 2]
         [--workers-list 1,2,4,8] [--plates 8] [--wells 24] [--sites 4] [--size 256]
-        [--task-sites 64]
+        [--task-sites 64] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sites", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--task-sites", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="alternated rounds")
     args = parser.parse_args(argv)
 
     import torch
@@ -146,30 +148,40 @@ def main(argv: list[str] | None = None) -> int:
                  f"{time.perf_counter() - t0:.1f} s"))  # fmt: skip
     config = PredictConfig(device="cpu", max_task_sites=task_sites)
     run_screen(plates[:1], config)  # warm-up: torch, the model, the page cache
-    wall_in, _ = run_screen(plates, config)
-    rows.append(("in-process wall", f"{wall_in:.2f} s", f"{n_sites / wall_in:.1f} sites/s"))
     verdicts = []
     for workers in sizes:
         t = time.perf_counter()
         with dask_client(workers=workers) as client:
             startup = time.perf_counter() - t
             client.wait_for_workers(workers)
-            cfg = PredictConfig(device="cpu", max_task_sites=task_sites)
-            wall_warm, _ = run_screen(plates[:1], cfg, client)
-            wall, result = run_screen(plates, cfg, client)
-        o = overhead(result, wall, workers)
+            wall_warm, _ = run_screen(plates[:1], config, client)
+            walls_in, walls, results = [], [], []
+            for _ in range(args.repeats):  # alternated: the machine's speed drifts
+                walls_in.append(run_screen(plates, config)[0])
+                wall, result = run_screen(plates, config, client)
+                walls.append(wall)
+                results.append(result)
+        ratios = [w / i for w, i in zip(walls, walls_in, strict=True)]
+        mid = sorted(range(len(walls)), key=lambda k: walls[k])[len(walls) // 2]
+        wall_in, wall = statistics.median(walls_in), walls[mid]
+        o = overhead(results[mid], wall, workers)
         share = o["sched_ms"] / o["compute_ms"]
         met = share <= TARGET
         verdicts.append(met)
         w = f"{workers} workers"
+        rounds = ", ".join(f"{r:.2f}" for r in ratios)
         rows += [
+            ("in-process wall", f"{wall_in:.2f} s",
+             f"{n_sites / wall_in:.1f} sites/s; median of {args.repeats}, alternated with the "
+             f"{w} runs"),
             (f"{w}: cluster start-up", f"{startup:.2f} s",
              f"LocalCluster({workers} processes); then a warm-up plate {wall_warm:.2f} s "
              "(torch import, model load)"),
-            (f"{w}: wall", f"{wall:.2f} s", f"{n_sites / wall:.1f} sites/s; "
+            (f"{w}: wall", f"{wall:.2f} s", f"{n_sites / wall:.1f} sites/s (median run); "
              f"{o['tasks']} tasks of <= {task_sites} sites on {o['workers_used']} workers, "
-             f"model loads in the timed run: {o['loads']}"),
-            (f"{w}: wall-time ratio", f"{wall / wall_in:.2f}", "cluster / in-process"),
+             f"model loads in the run: {o['loads']}"),
+            (f"{w}: wall-time ratio", f"{statistics.median(ratios):.2f}",
+             f"cluster / in-process, per round {rounds}"),
             (f"{w}: compute per task", f"{o['compute_ms']:.0f} ms", "predict_plate inside a task"),
             (f"{w}: scheduler overhead", f"{o['sched_ms']:.1f} ms/task",
              f"{100 * share:.2f}% of a task's compute (target <= {100 * TARGET:.0f}%): "
