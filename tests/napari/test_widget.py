@@ -188,7 +188,7 @@ def test_finetune_updates_chart_and_finds_the_phenotype(
     assert widget.model is not before_model and widget.model_dirty
     info = widget.model.training_info  # the overrides were used, not the form's values
     assert (info["mode"], info["epochs"], info["mixing_lr"]) == ("all", 5, 0.05)
-    assert len(widget.history) == 5
+    assert len(widget.history) == 5 * len(widget.model.members)  # every member's epochs
     assert len(widget.finetune_section.losses) >= 5
     assert widget.chart.values != before_values
     assert widget.chart.ranking()[0] == phenotype

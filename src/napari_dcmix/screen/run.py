@@ -71,12 +71,14 @@ def model_sha256(path: str | Path) -> tuple[str, bytes]:
 
 def plate_spec(plate: Any, opener: Callable[[], Any] | None = None, run: str = "") -> PlateSpec:
     """How workers reopen ``plate``: ``opener`` (picklable), else ``open_plate`` on its path or
-    URL with its layout; ``run`` keeps workers from reusing a plate opened for another run."""
+    URL with its layout, plane and timepoint; ``run`` keeps workers from reusing a plate opened
+    for another run."""
     key = plate_path_text(plate)
     if opener is None:
         from napari_dcmix.plate import open_plate
 
-        opener = functools.partial(open_plate, key, getattr(plate, "layout", None))
+        selection = {k: getattr(plate, k) for k in ("plane", "timepoint") if hasattr(plate, k)}
+        opener = functools.partial(open_plate, key, getattr(plate, "layout", None), **selection)
     return PlateSpec(key, opener, run)
 
 
@@ -164,8 +166,8 @@ def predict_screen(
         skipped[i].extend(new_skipped)
 
     options = {"device": config.device, "batch_size": config.batch_size,
-               "read_threads": config.read_threads,
-               "skip_bad_sites": config.skip_bad_sites}  # fmt: skip
+               "read_threads": config.read_threads, "skip_bad_sites": config.skip_bad_sites,
+               "max_tiles": getattr(config, "max_tiles", None)}  # fmt: skip
     if client is not None:
         cluster = contextlib.nullcontext(client)
     else:
@@ -249,7 +251,8 @@ def _predict_in_process(
         return
     gen = predict_plate(model, plate, wells=list(wells), device=options["device"],
                         batch_size=options["batch_size"], read_threads=options["read_threads"],
-                        skip_bad_sites=options["skip_bad_sites"])  # fmt: skip
+                        skip_bad_sites=options["skip_bad_sites"],
+                        max_tiles=options["max_tiles"])  # fmt: skip
     order = list(wells)
     next_well = 0  # wells before this one are kept
     seen_sites = seen_skipped = 0

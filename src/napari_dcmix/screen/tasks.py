@@ -183,7 +183,7 @@ def predict_task(
     task: Task, spec: PlateSpec, sha256: str, options: Mapping[str, Any]
 ) -> TaskResult:
     """Predict the wells of ``task`` (runs on a worker; ``options``: device, batch_size,
-    read_threads, skip_bad_sites for ``predict_plate``)."""
+    read_threads, skip_bad_sites, max_tiles for ``predict_plate``)."""
     from napari_dcmix.model.inference import predict_plate_all
 
     started = time.time()
@@ -198,6 +198,7 @@ def predict_task(
         batch_size=int(options.get("batch_size", 32)),
         read_threads=int(options.get("read_threads", 2)),
         skip_bad_sites=bool(options.get("skip_bad_sites", False)),
+        max_tiles=options.get("max_tiles"),
     )
     compute_s = time.perf_counter() - t0
     return TaskResult(

@@ -23,17 +23,26 @@ LAYOUT_MODULES: list[tuple[str, str]] = [
 ]
 
 
-def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
+def open_plate(
+    path: str | Path | Plate,
+    layout: str | None = None,
+    *,
+    plane: int | str | None = None,
+    timepoint: int | None = None,
+) -> Plate:
     """Open a plate folder (or zarr) in whichever supported layout it is written, or an
     OME-Zarr plate at an ``http(s)://`` or ``s3://`` URL (given as a ``str``).
 
     Reads metadata (and at most one image header) only. ``layout`` forces one layout.
-    An existing :class:`Plate` is returned unchanged.
+    ``plane`` (a number as the format writes it, or ``"max"`` for the maximum projection over
+    the planes) and ``timepoint`` choose what is read; by default the lowest of each. A plane
+    or timepoint the plate lacks raises PlateError listing those it has (``Plate.planes``,
+    ``Plate.timepoints``). An existing :class:`Plate` is returned unchanged.
     """
     if isinstance(path, Plate):
         return path
     if isinstance(path, str) and "://" in path:
-        return _open_url(path, layout)
+        return _open_url(path, layout, plane=plane, timepoint=timepoint)
     path = Path(path).expanduser()
     if not path.exists():
         raise PlateError(f"plate path {path} does not exist")
@@ -45,7 +54,7 @@ def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
         raise PlateError(f"plate folder {path} is empty")
     inner = _synthetic_plate_path(path)
     if inner is not None:
-        return open_plate(inner, layout)
+        return open_plate(inner, layout, plane=plane, timepoint=timepoint)
     names = [n for n, _ in LAYOUT_MODULES]
     if layout is not None and layout not in names:
         raise PlateError(f"unknown layout {layout!r}; expected one of {', '.join(names)}")
@@ -55,13 +64,13 @@ def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
             continue
         module = importlib.import_module(f"napari_dcmix.plate.layouts.{module_name}")
         try:
-            return module.open_layout(path)
+            return module.open_layout(path, plane=plane, timepoint=timepoint)
         except NotThisLayout as exc:
             reasons.append(f"  - {name}: {exc}")
     raise PlateError(f"{path} matches no supported plate layout. Tried:\n" + "\n".join(reasons))
 
 
-def _open_url(url: str, layout: str | None) -> Plate:
+def _open_url(url: str, layout: str | None, **selection) -> Plate:
     """An OME-Zarr plate at an ``http(s)://`` or ``s3://`` URL (the other layouts are folders
     of image files, read from local disks only)."""
     if layout not in (None, "ome-zarr"):
@@ -71,7 +80,7 @@ def _open_url(url: str, layout: str | None) -> Plate:
         )
     from napari_dcmix.plate.layouts import omezarr
 
-    return omezarr.open_layout(url)
+    return omezarr.open_layout(url, **selection)
 
 
 def _synthetic_plate_path(path: Path) -> Path | None:
