@@ -85,9 +85,10 @@ def _training(epochs: int = 2):
 
     rng = np.random.default_rng(0)
     x = rng.integers(100, 4000, size=(12, 3, 24, 24)).astype(np.uint16)
-    y = ["a", "b"] * 6
-    config = TrainConfig(epochs=epochs, batch_size=4, input_size=16, val_fraction=0.0, seed=0)
-    return train_arrays(None, x, y, config, channel_names=["c1", "c2", "c3"])
+    y = ["a", "a", "b", "b"] * 3  # 6 wells of 2 images (groups), 3 per class
+    config = TrainConfig(epochs=epochs, batch_size=4, input_size=16, seed=0, ensemble=2)
+    return train_arrays(None, x, y, config, channel_names=["c1", "c2", "c3"],
+                        groups=np.arange(12) // 2)  # fmt: skip
 
 
 def test_training_progress_helper(capsys):
@@ -96,14 +97,18 @@ def test_training_progress_helper(capsys):
     from napari_dcmix.cli._progress import follow_training
 
     result = follow_training(_training(), "lines")
-    assert result.model is not None and len(result.history) == 2
+    assert result.model is not None and len(result.history) == 4  # 2 members x 2 epochs
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["epoch 1/2 done", "epoch 2/2 done"]
+    assert "mapping where sites have signal 12/12" in lines  # the reading phase, once done
+    epochs = sorted(line.split(":")[0] for line in lines if " done" in line)
+    assert epochs == [f"member {m}/2 epoch {e}/2 done" for m in (1, 2) for e in (1, 2)]
 
     result = follow_training(_training(), "bar")
     assert result.model is not None
     err = capsys.readouterr().err
-    assert re.search(r"training on cpu: 100%\|[^|]*\| 6/6 ", err) and "epoch 2/2" in err
+    assert re.search(r"training 2 member\(s\) on cpu: 100%\|[^|]*\| 8/8 ", err)
+    assert "member 2/2" in err and "epoch 2/2" in err
+    assert re.search(r"mapping where sites have signal: 100%\|[^|]*\| 12/12 ", err)
 
     assert follow_training(_training(1), "quiet").model is not None
     assert capsys.readouterr() == ("", "")

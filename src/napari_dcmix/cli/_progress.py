@@ -10,12 +10,14 @@
 - ``quiet``: nothing.
 
 ``PlatesProgress`` serves ``predict`` (sites of several plates); ``follow_training`` drives a
-``train`` generator (``TrainProgress`` events: phase, epoch/epochs, step/steps) and returns its
-result, for ``train`` to reuse.
+``train`` generator (``TrainProgress`` events: phase, epoch/epochs, step/steps, and for an
+ensemble member/members and done/total steps over all members) and returns its result, for
+``train`` to reuse.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Generator, Sequence
@@ -158,24 +160,32 @@ def follow_training(gen: Generator[Any, None, Any], mode: str) -> Any:
         if phase not in bars:
             for other in list(bars):
                 bars.pop(other).close()
-            unit = "site" if phase == "read" else "step"
+            unit = "site" if phase.startswith("read") else "step"
             bars[phase] = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
         return bars[phase]
 
     def on_event(p: Any) -> None:
         if mode == "quiet":
             return
-        if p.phase == "read":
-            if mode == "bar" and p.steps:
-                b = bar("read", p.steps, "reading sites")
+        if p.phase == "read":  # reading sites, estimating the normalisation...: one bar each
+            stem = re.sub(r"\s*\d+/\d+$", "", p.message) or "reading"
+            if mode == "bar" and p.steps > 1:
+                b = bar(f"read:{stem}", p.steps, stem)
                 b.update(p.step - b.n)
-            elif mode == "lines" and (not p.steps or p.step == p.steps):
+            elif mode == "lines" and (p.steps <= 1 or p.step == p.steps):
                 _print(p.message)
             return
         if mode == "bar":
-            b = bar("train", p.epochs * max(1, p.steps), f"training on {p.device}")
-            b.update((p.epoch - 1) * p.steps + p.step - b.n)
-            parts = [f"epoch {p.epoch}/{p.epochs}"]
+            members = getattr(p, "members", 1)
+            total = getattr(p, "total", 0)  # steps over every ensemble member
+            if total:
+                b = bar("train", total, f"training {members} member(s) on {p.device}")
+                b.update(p.done - b.n)
+            else:
+                b = bar("train", p.epochs * max(1, p.steps), f"training on {p.device}")
+                b.update((p.epoch - 1) * p.steps + p.step - b.n)
+            parts = [f"member {p.member}/{members}"] if members > 1 else []
+            parts.append(f"epoch {p.epoch}/{p.epochs}")
             if p.loss is not None:
                 parts.append(f"loss {p.loss:.4f}")
             if p.val_accuracy is not None:

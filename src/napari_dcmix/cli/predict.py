@@ -55,12 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from napari_dcmix.atomic import check_writable
     from napari_dcmix.cli._progress import PlatesProgress, drive, progress_mode
     from napari_dcmix.errors import CheckpointError, ModelError
-    from napari_dcmix.model import default_model_path
+    from napari_dcmix.model import default_model_path, load_model
     from napari_dcmix.model.predictions import csv_text, plate_path_text
     from napari_dcmix.screen import partial_folder, predict_screen
 
     config = settings_from_args(PredictConfig, args)
     out = Path(args.out)
+    if out.is_dir():
+        raise ModelError(f"--out {out} is a folder; expected the path of a CSV file")
     check_writable(out, "predictions CSV")  # before any work: a missing or read-only folder
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
@@ -70,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
             f"no --model given and the shipped default model {model_path} is missing; "
             "pass --model MODEL"
         )
-    if args.model is not None and not model_path.is_file():
-        what = "is a folder" if model_path.is_dir() else "not found"
-        raise CheckpointError(f"model file {str(model_path)!r}: {what}")
+    model = load_model(model_path)  # a model that does not load is named before any plate
     plates = open_plates(args.plate, args)
     labels = _labels(plates)
     options = _picklable(args)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         display.update(event.plate_index, event.plate_done, event.device, event.plate_resumed)
 
     gen = predict_screen(model_path, plates, config, out, resume=args.resume,
-                         overwrite=args.overwrite, openers=openers)  # fmt: skip
+                         overwrite=args.overwrite, openers=openers, model=model)  # fmt: skip
     try:
         result = drive(gen, on_event)
     except BaseException:

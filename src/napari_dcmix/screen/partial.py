@@ -1,8 +1,9 @@
 """Partial results of a screen, kept beside the target CSV so an interrupted run can resume.
 
-``OUT.partial/`` (a folder next to ``OUT``, never ``OUT`` itself) holds ``run.json`` (the
-model file's SHA-256 and the CSV's columns) and one JSON file per finished batch of wells
-(``wells-*.json``: each site's probabilities at full precision, its notes, the skipped sites).
+``OUT.partial/`` (a folder next to ``OUT``, never ``OUT`` itself; made when the first batch of
+wells is finished) holds ``run.json`` (the model file's SHA-256 and the CSV's columns) and one
+JSON file per finished batch of wells (``wells-*.json``: each site's probabilities at full
+precision, its notes, the skipped sites).
 Every file is written atomically (``napari_dcmix.atomic``), so a run killed at any moment
 leaves only whole files. ``--resume`` reloads them after checking the model and the columns,
 and predicts only the wells that are not in them; the final CSV is then the same as an
@@ -56,6 +57,8 @@ class PartialStore:
         self.out = Path(out)
         self.folder = partial_folder(out)
         self.saved = 0  # batches saved by this run
+        self._manifest: dict[str, Any] = {}
+        self._started = False
 
     def exists(self) -> bool:
         return self.folder.exists()
@@ -85,13 +88,19 @@ class PartialStore:
             )
         elif self.folder.is_dir():
             self.remove()
-        if not done:
-            self.folder.mkdir(exist_ok=True)
-            manifest = {"format": FORMAT, "version": VERSION, "model_sha256": sha256,
-                        "columns": list(columns)}  # fmt: skip
-            atomic_write_text(self.folder / "run.json", json.dumps(manifest, indent=1),
-                              what="partial results record")  # fmt: skip
+        # written with the first finished batch: a run that ends before one leaves nothing
+        self._manifest = {"format": FORMAT, "version": VERSION, "model_sha256": sha256,
+                          "columns": list(columns)}  # fmt: skip
+        self._started = bool(done)
         return done
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self.folder.mkdir(exist_ok=True)
+        atomic_write_text(self.folder / "run.json", json.dumps(self._manifest, indent=1),
+                          what="partial results record")  # fmt: skip
+        self._started = True
 
     def _load(self, sha256: str, columns: list[str]) -> dict[str, PlateRecord]:
         run = self.folder / "run.json"
@@ -155,6 +164,7 @@ class PartialStore:
         device: str = "",
     ) -> Path:
         """Record a finished batch of wells (atomically)."""
+        self._start()
         data: dict[str, Any] = {
             "plate": plate_key,
             "device": device,

@@ -96,6 +96,7 @@ def predict_screen(
     overwrite: bool = False,
     openers: Sequence[Callable[[], Any]] | None = None,
     client: Any = None,
+    model: Any = None,
 ) -> Generator[ScreenProgress, None, ScreenResult]:
     """Predict ``plates`` (opened ``Plate`` objects) with the model file ``model_path``.
 
@@ -105,6 +106,7 @@ def predict_screen(
     are kept in ``OUT.partial`` until it is; ``resume`` continues from them. ``openers[i]``
     reopens plate ``i`` on a worker (default: ``open_plate`` on its path or URL). ``client``:
     a ``distributed.Client`` to run on instead of the one ``config`` would start (kept open).
+    ``model``: ``model_path`` already loaded (else it is loaded here).
     """
     from napari_dcmix.atomic import check_writable
     from napari_dcmix.model import load_model
@@ -115,8 +117,9 @@ def predict_screen(
     plates = list(plates)
     if not plates:
         raise ModelError("no plates to predict")
+    if model is None:
+        model = load_model(model_path)  # (errors name the file: missing, a folder, not a model)
     sha, data = model_sha256(model_path)
-    model = load_model(model_path)
     for plate in plates:
         check_channels(model, plate)
     classes = list(model.class_names)
