@@ -31,6 +31,7 @@ _LAZY = {
     "PlatePredictions": "predictions",
     "PredictProgress": "predictions",
     "SitePrediction": "predictions",
+    "SkippedSite": "predictions",
     "WellPrediction": "predictions",
     "write_predictions_csv": "predictions",
     "PixelScale": "scale",

@@ -211,11 +211,49 @@ class PredictConfig:
                               maximum=4096, advanced=True)  # fmt: skip
     read_threads: int = setting(2, "Read threads", "threads reading and decoding sites ahead "
                                 "of the model", minimum=1, maximum=64, advanced=True)  # fmt: skip
+    skip_bad_sites: bool = setting(False, "Skip unreadable sites", "leave out sites that cannot "
+                                   "be read (a warning per site; well rows count the sites "
+                                   "used) instead of stopping at the first",
+                                   advanced=True)  # fmt: skip
+    workers: int | None = setting(None, "Workers", "start a local Dask cluster of N worker "
+                                  "processes (one thread each) and predict on it; without "
+                                  "--workers or --scheduler prediction runs in this process",
+                                  minimum=1, maximum=1024, group="screen",
+                                  widget=False)  # fmt: skip
+    scheduler: str | None = setting(None, "Scheduler", "address of a running Dask scheduler "
+                                    "(e.g. tcp://host:8786) whose workers predict",
+                                    group="screen", widget=False)  # fmt: skip
+    scheduler_timeout: float = setting(10.0, "Scheduler timeout", "seconds to wait for "
+                                       "--scheduler to answer before giving up", minimum=0.1,
+                                       maximum=3600.0, group="screen", widget=False,
+                                       advanced=True)  # fmt: skip
+    max_task_sites: int = setting(64, "Sites per task", "most sites in one Dask task (whole "
+                                  "wells: a well with more sites is a task of its own)",
+                                  minimum=1, maximum=100000, group="screen", widget=False,
+                                  advanced=True)  # fmt: skip
 
     def __post_init__(self) -> None:
-        for what, value in (("batch size", self.batch_size), ("read threads", self.read_threads)):
+        for what, value in (("batch size", self.batch_size), ("read threads", self.read_threads),
+                            ("sites per task", self.max_task_sites)):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ModelError(f"prediction {what}: expected an integer >= 1, found {value!r}")
+        if self.workers is not None and (
+            not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
+        ):
+            raise ModelError(
+                f"--workers: expected a number of worker processes >= 1, found {self.workers!r} "
+                "(leave it out to predict in this process)"
+            )
+        if self.scheduler is not None and not str(self.scheduler).strip():
+            raise ModelError("--scheduler: expected a scheduler address such as tcp://host:8786")
+        if self.workers is not None and self.scheduler is not None:
+            raise ModelError(
+                f"--workers {self.workers} and --scheduler {self.scheduler}: give one of them "
+                "(--workers starts a local cluster, --scheduler uses a running one)"
+            )
+        timeout = self.scheduler_timeout
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise ModelError(f"--scheduler-timeout: expected seconds > 0, found {timeout!r}")
 
 
 @dataclass

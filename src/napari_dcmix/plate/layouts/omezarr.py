@@ -24,6 +24,9 @@ converted to micrometres). Read on first use from up to ``PIXEL_SIZE_IMAGES`` im
 over the plate. A scale without a unit is unknown (None): ome-zarr-py and other writers write
 a scale of 1 without a unit when they know no pixel size, so a unit-less number is not a
 measurement; so is an unknown unit.
+
+Remote plates (``http(s)://``, ``s3://``) open through fsspec (``open_remote``) and are read
+through zarr; their ``path`` is the URL.
 """
 
 from __future__ import annotations
@@ -60,8 +63,12 @@ class OmeZarrPlate(Plate):
     reads parse no metadata; the caches are filled under a lock and are safe across threads.
     """
 
-    def __init__(self, *, group, image_paths: dict[tuple[str, int], str], **kwargs) -> None:
+    def __init__(
+        self, *, group, image_paths: dict[tuple[str, int], str], url: str | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        if url:  # a remote plate: ``path`` is its URL (a ``Path`` would fold the "//")
+            self.path = url  # type: ignore[assignment]
         self._group = group
         self._image_paths = image_paths
         self._arrays: dict[tuple[str, int], tuple] = {}
@@ -459,20 +466,27 @@ def _list(value, what: str, where: Path) -> list:
     return value
 
 
-def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
-    """Open an OME-Zarr HCS plate; NotThisLayout if ``path`` is not a Zarr group.
+def open_layout(
+    path: Path | str, plane: int | str | None = None, timepoint: int | None = None
+) -> Plate:
+    """Open an OME-Zarr HCS plate from a folder, or from an ``http(s)://`` or ``s3://`` URL
+    (``open_remote``); NotThisLayout if a folder is not a Zarr group.
 
     A well listed in the plate metadata but absent from the store is a missing well (skipped
     with a PlateWarning naming it); metadata that is not valid JSON or not OME-NGFF raises
     PlateError naming the node. Planes and timepoints: ``[1]`` (t and z read at index 0)."""
-    if not path.is_dir() or not any((path / m).is_file() for m in _MARKERS):
+    url = path.rstrip("/") if isinstance(path, str) and "://" in path else None
+    if url is None and (not path.is_dir() or not any((path / m).is_file() for m in _MARKERS)):
         raise NotThisLayout("no zarr.json / .zgroup / .zattrs (not a Zarr group)")
     import zarr
 
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = open_remote(url) if url else zarr.open_group(str(path), mode="r")
+    except PlateError:
+        raise
     except Exception as exc:
         raise PlateError(f"cannot open Zarr group {path}: {_describe(exc)}") from None
+    path = url or path
     attrs = _attrs(group, str(path))
     if "plate" not in attrs:
         what = "an OME-Zarr image, not a plate" if "multiscales" in attrs else "a Zarr group"
@@ -543,8 +557,9 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
     sites: dict[str, list[int]] = {}
     for well, site in image_paths:
         sites.setdefault(well, []).append(site)
+    default_name = url.rsplit("/", 1)[-1] if url else path.name
     return OmeZarrPlate(
-        name=str(meta.get("name") or path.name.removesuffix(".zarr")),
+        name=str(meta.get("name") or default_name.removesuffix(".zarr")),
         layout=LAYOUT,
         path=path,
         sites=sites,
@@ -558,4 +573,58 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
         timepoints=timepoints,
         plane=chosen_z,
         timepoint=chosen_t,
+        url=url,
     )
+
+
+# --- remote plates ---------------------------------------------------------------------------
+
+REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+def open_remote(url: str):
+    """The root Zarr group of a plate at an ``http(s)://`` or ``s3://`` URL, through fsspec
+    (its credentials and settings: for S3 the usual AWS variables or profile; fsspec's
+    ``FSSPEC_S3_ANON=true`` for a public bucket, ``FSSPEC_S3_ENDPOINT_URL`` for another
+    S3-compatible service). Pixels are then read through zarr (the direct chunk reader is
+    for local folders only). Errors name the URL and what was expected."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in REMOTE_SCHEMES:
+        raise PlateError(
+            f"{url}: cannot open {scheme}:// URLs; expected an OME-Zarr plate at an http://, "
+            "https:// or s3:// URL, or a local folder"
+        )
+    try:
+        import zarr
+        from zarr.storage import FsspecStore
+
+        store = FsspecStore.from_url(url.rstrip("/"), read_only=True)
+        return zarr.open_group(store, mode="r")
+    except ImportError as exc:
+        raise PlateError(
+            f"{url}: reading {scheme}:// URLs needs the Python package {exc.name or exc} "
+            f"(pip install {'s3fs' if scheme == 's3' else 'aiohttp'})"
+        ) from None
+    except Exception as exc:
+        raise PlateError(remote_error(url, exc)) from None
+
+
+def remote_error(url: str, exc: BaseException) -> str:
+    """What went wrong opening ``url``, in words (404, no connection, no credentials...)."""
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    expected = "expected an OME-Zarr plate (the folder holding its zarr.json or .zgroup)"
+    if isinstance(exc, FileNotFoundError) or "NotFound" in name:
+        return (
+            f"{url}: nothing there (no zarr.json or .zgroup: HTTP 404 or no such key); " + expected
+        )
+    if "Credentials" in name:
+        return (
+            f"{url}: no S3 credentials found ({text}); expected AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or an AWS profile), or FSSPEC_S3_ANON=true for a public bucket"
+        )
+    if isinstance(exc, PermissionError) or "Forbidden" in text or "AccessDenied" in text:
+        return f"{url}: access denied ({text}); {expected} that these credentials may read"
+    if isinstance(exc, (OSError, TimeoutError)) or "Connect" in name:
+        return f"{url}: cannot connect ({name}: {text}); {expected} at a server that answers"
+    return f"{url}: cannot open as an OME-Zarr plate ({name}: {text}); {expected}"
