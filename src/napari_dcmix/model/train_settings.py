@@ -211,6 +211,10 @@ class PredictConfig:
                               maximum=4096, advanced=True)  # fmt: skip
     read_threads: int = setting(2, "Read threads", "threads reading and decoding sites ahead "
                                 "of the model", minimum=1, maximum=64, advanced=True)  # fmt: skip
+    max_tiles: int | None = setting(None, "Max tiles", "most tiles per site for a model with a "
+                                    "crop size (an even sub-grid that still spans the site); "
+                                    "default: every tile", minimum=1, maximum=100_000,
+                                    advanced=True)  # fmt: skip
     skip_bad_sites: bool = setting(False, "Skip unreadable sites", "leave out sites that cannot "
                                    "be read (a warning per site; well rows count the sites "
                                    "used) instead of stopping at the first",
@@ -237,6 +241,11 @@ class PredictConfig:
                             ("sites per task", self.max_task_sites)):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ModelError(f"prediction {what}: expected an integer >= 1, found {value!r}")
+        if self.max_tiles is not None and (
+            not isinstance(self.max_tiles, int) or isinstance(self.max_tiles, bool)
+            or self.max_tiles < 1
+        ):  # fmt: skip
+            raise ModelError(f"--max-tiles: expected a positive integer, found {self.max_tiles!r}")
         if self.workers is not None and (
             not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
         ):

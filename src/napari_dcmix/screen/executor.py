@@ -180,8 +180,8 @@ def run_tasks(
                     done, not_done = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done, not_done = set(), pending
-            except CancelledError:  # distributed's FuturesCancelledError: the scheduler is gone
-                raise ExecutorError(
+            except (CancelledError, OSError):  # FuturesCancelledError, CommClosedError...:
+                raise ExecutorError(  # the scheduler is gone
                     f"lost the connection to the Dask scheduler at {address} (the "
                     "scheduler stopped or the network failed)"
                 ) from None
@@ -199,6 +199,7 @@ def run_tasks(
 
 def _result(fut: Any, address: str, what: str) -> Any:
     from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
 
     status = fut.status
     if status == "cancelled":
@@ -213,7 +214,7 @@ def _result(fut: Any, address: str, what: str) -> Any:
             f"{what} failed: the Dask workers running it died repeatedly ({exc}); a site may "
             "need more memory than a worker has"
         ) from None
-    except CancelledError:
+    except (CancelledError, CommClosedError):  # not the task's own errors: they pass through
         raise ExecutorError(
             f"lost the connection to the Dask scheduler at {address} while running {what}"
         ) from None
