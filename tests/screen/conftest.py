@@ -28,39 +28,38 @@ def screen_plates(tmp_path_factory) -> list[Path]:
     return out
 
 
-@pytest.fixture(scope="session", autouse=True)
-def screen_model(screen_plates, tmp_path_factory) -> Iterator[Path]:
-    """A small whole-site model (16 px input, one member) as the default model of these tests
-    (``NAPARI_DCMIX_DEFAULT_MODEL``, inherited by CLI and Dask worker processes): the screens
-    test orchestration, and the shipped ensemble's 128-pixel crops do not fit 48-pixel sites."""
-    import os
-
+@pytest.fixture(scope="session")
+def screen_model(screen_plates, tmp_path_factory) -> Path:
+    """A small whole-site model (16 px input, one member): the default model of these tests
+    (see ``_screen_default_model``); the screens test orchestration, and the shipped
+    ensemble's 128-pixel crops do not fit 48-pixel sites."""
     from napari_dcmix.model import build_model, save_model
-    from napari_dcmix.model.checkpoint import DEFAULT_MODEL_ENV
     from napari_dcmix.plate import open_plate
     from napari_dcmix.plate.normalise import estimate_channel_stats
 
     plate = open_plate(screen_plates[0])
     model = build_model(plate.channels, ["control", "treated"], input_size=16, seed=0)
     model.normalisation = estimate_channel_stats(plate, seed=0)
-    path = save_model(model, tmp_path_factory.mktemp("model") / "screen_model.pt")
-    before = os.environ.get(DEFAULT_MODEL_ENV)
-    os.environ[DEFAULT_MODEL_ENV] = str(path)
-    yield path
-    if before is None:
-        os.environ.pop(DEFAULT_MODEL_ENV, None)
-    else:
-        os.environ[DEFAULT_MODEL_ENV] = before
+    return save_model(model, tmp_path_factory.mktemp("model") / "screen_model.pt")
+
+
+@pytest.fixture(autouse=True)
+def _screen_default_model(screen_model, monkeypatch) -> None:
+    """``NAPARI_DCMIX_DEFAULT_MODEL`` = the small model, for this test only (inherited by the
+    CLI and Dask worker processes it starts)."""
+    from napari_dcmix.model.checkpoint import DEFAULT_MODEL_ENV
+
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(screen_model))
 
 
 @pytest.fixture(scope="session")
-def reference_csv(screen_plates, tmp_path_factory) -> Path:
+def reference_csv(screen_plates, screen_model, tmp_path_factory) -> Path:
     """The in-process CLI run of ``screen_plates`` (the reference every other run must equal)."""
     from napari_dcmix.cli import main
 
     out = tmp_path_factory.mktemp("reference") / "reference.csv"
     assert main(["predict", *map(str, screen_plates), "--out", str(out), "--device", "cpu",
-                 "--quiet"]) == 0  # fmt: skip
+                 "--quiet", "--model", str(screen_model)]) == 0  # fmt: skip
     return out
 
 
