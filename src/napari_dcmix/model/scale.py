@@ -25,40 +25,40 @@ from napari_dcmix.errors import ModelError
 FULL = "full"
 
 
+def _whole_number(value: Any, what: str, expected: str) -> int:
+    """``value`` as an int when it is a whole number (or its string), else ModelError."""
+    bad = ModelError(f"{what}: expected {expected}, found {value!r}")
+    if isinstance(value, bool):
+        raise bad
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise bad from None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise bad
+
+
 def parse_crop(value: Any) -> int | None:
-    """``"full"`` / None -> None; a positive integer (or its string) -> int; else ModelError."""
+    """``"full"`` / None -> None; an integer of at least 8 (or its string) -> int; else
+    ModelError naming the value."""
     if value is None or (isinstance(value, str) and value.strip().lower() == FULL):
         return None
-    if isinstance(value, bool):
-        raise ModelError(f"crop: expected a positive integer or 'full', found {value!r}")
-    try:
-        number = int(str(value).strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise ModelError(f"crop: expected a positive integer or 'full', found {value!r}") from None
-    if not isinstance(number, (int, np.integer)) or (
-        isinstance(value, float) and not float(value).is_integer()
-    ):
-        raise ModelError(f"crop: expected a positive integer or 'full', found {value!r}")
-    if int(number) < 8:
+    number = _whole_number(value, "crop", "a positive integer or 'full'")
+    if number < 8:
         raise ModelError(f"crop: expected a positive integer of at least 8 pixels, found {value!r}")
-    return int(number)
+    return number
 
 
 def parse_bin(value: Any) -> int:
     """A positive integer binning factor, else ModelError naming the value."""
-    if isinstance(value, bool):
+    number = _whole_number(value, "bin", "a positive integer")
+    if number < 1:
         raise ModelError(f"bin: expected a positive integer, found {value!r}")
-    try:
-        number = int(str(value).strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise ModelError(f"bin: expected a positive integer, found {value!r}") from None
-    if not isinstance(number, (int, np.integer)) or (
-        isinstance(value, float) and not float(value).is_integer()
-    ):
-        raise ModelError(f"bin: expected a positive integer, found {value!r}")
-    if int(number) < 1:
-        raise ModelError(f"bin: expected a positive integer, found {value!r}")
-    return int(number)
+    return number
 
 
 @dataclass(frozen=True)
