@@ -67,9 +67,7 @@ def recorder():
     def attach(session):
         seen: list[tuple[str, tuple]] = []
         for name in session.events.signals:
-            getattr(session.events, name).connect(
-                lambda *args, _n=name: seen.append((_n, args))
-            )
+            getattr(session.events, name).connect(lambda *args, _n=name: seen.append((_n, args)))
         return seen
 
     return attach

@@ -144,7 +144,7 @@ def test_constant_channel_is_reported_and_can_be_excluded(empty_channel_plate, s
     s.load_model(small_model)
     seen = recorder(s)
     s.set_annotations(synth_plate.labels)
-    with pytest.raises(ConstantChannelsError, match="'RNA'.*one value over all 24 annotated"):
+    with pytest.raises(ConstantChannelsError, match=r"'RNA'.*one value over all 24 annotated"):
         drain(s.fine_tune(epochs=1))
     assert ("constant_channels", (s.current_key, ["RNA"])) in seen
     assert s.model is small_model

@@ -118,14 +118,14 @@ def test_bad_session_folders(worked_session, tmp_path):
 
     (folder / "session.json").write_text(json.dumps(manifest))
     (folder / "plates" / "1-predictions.csv").unlink()
-    with pytest.raises(SessionError, match="plates/1-predictions.csv .*is missing"):
+    with pytest.raises(SessionError, match=r"plates/1-predictions\.csv .*is missing"):
         target.load(folder)
     (folder / "model.pt").unlink()
     (folder / "session.json").write_text("{not json")
     with pytest.raises(SessionError, match="not valid JSON"):
         target.load(folder)
     (folder / "session.json").unlink()
-    with pytest.raises(SessionError, match="session.json is missing"):
+    with pytest.raises(SessionError, match=r"session\.json is missing"):
         target.load(folder)
     with pytest.raises(SessionError, match="does not exist"):
         target.load(tmp_path / "nowhere")

@@ -169,8 +169,7 @@ def parse_channel_map(text: str) -> dict[str, str]:
             continue
         if item.count("=") != 1:
             raise ChannelMapError(
-                f"channel map item {item.strip()!r}: expected 'plate stain=model stain' "
-                "(one '=')"
+                f"channel map item {item.strip()!r}: expected 'plate stain=model stain' (one '=')"
             )
         source, target = (part.strip() for part in item.split("="))
         if not source or not target:

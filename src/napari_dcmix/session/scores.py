@@ -79,9 +79,7 @@ class ScoreSpec:
         return cls(str(data.get("kind", PROBABILITY)), data.get("a"), data.get("b"))
 
 
-def score_values(
-    class_names: Sequence[str], probs: np.ndarray, spec: ScoreSpec
-) -> np.ndarray:
+def score_values(class_names: Sequence[str], probs: np.ndarray, spec: ScoreSpec) -> np.ndarray:
     """Scores of rows of probabilities ``probs`` (N, n_classes) for a resolved ``spec``."""
     names = list(class_names)
     probs = np.asarray(probs, dtype=float).reshape(-1, len(names))

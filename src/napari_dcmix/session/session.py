@@ -18,7 +18,7 @@ from psygnal import Signal, SignalGroup
 
 from napari_dcmix.errors import DcmixError, LabelsError, ModelError
 from napari_dcmix.session.scores import ScoreSpec
-from napari_dcmix.session.tasks import DONE, ConstantChannelsError, Task
+from napari_dcmix.session.tasks import DONE, Task
 
 DEFAULT_CLASSES = ["control", "treated"]
 #: fine-tune defaults of the session (the form's). With a fresh mixing layer and head on a
@@ -144,7 +144,7 @@ class DcmixSession:
         self.view: dict[str, Any] = {}  # a view's own state (camera...), saved with the session
         self.load_notes: list[str] = []  # what opening a session could not restore
 
-    # --- plates --------------------------------------------------------------------------------
+    # --- plates ----------------------------------------------------------------------------------
     @property
     def current(self) -> PlateState | None:
         return self.plates.get(self.current_key) if self.current_key else None
@@ -205,7 +205,9 @@ class DcmixSession:
         if self.current_key == key:
             self.set_current(next(reversed(self.plates), None) if self.plates else None)
 
-    def choose_plane(self, plane: Any = None, timepoint: Any = None, key: str | None = None) -> None:
+    def choose_plane(
+        self, plane: Any = None, timepoint: Any = None, key: str | None = None
+    ) -> None:
         """Reopen a plate at another plane (an index or "max" for the maximum projection) or
         timepoint; annotations stay, predictions (of the other plane) go."""
         state = self.state(key)
@@ -216,7 +218,7 @@ class DcmixSession:
         self.events.plate_changed.emit(state.key)
         self.events.predictions_changed.emit(state.key)
 
-    # --- stains ---------------------------------------------------------------------------------
+    # --- stains ----------------------------------------------------------------------------------
     def _refresh_view(self, state: PlateState) -> None:
         """The plate the model reads: the mapping in the model's stain order when it covers
         them, else the mapped / remaining stains in the plate's order."""
@@ -275,7 +277,7 @@ class DcmixSession:
         state = self.state(key)
         return self.model is None or list(self.model.channel_names) == list(state.plate.channels)
 
-    # --- model ----------------------------------------------------------------------------------
+    # --- model -----------------------------------------------------------------------------------
     def load_model(self, path_or_model: Any = None) -> Any:
         """Load a model file, take a model object, or (None) the shipped default model. A view
         asks first when ``model_dirty`` (an unsaved fine-tuned model would be lost)."""
@@ -294,9 +296,7 @@ class DcmixSession:
     def ensure_model(self) -> Any:
         return self.model if self.model is not None else self.load_model(None)
 
-    def _set_model(
-        self, model: Any, path: Path | None, dirty: bool, default: bool = False
-    ) -> None:
+    def _set_model(self, model: Any, path: Path | None, dirty: bool, default: bool = False) -> None:
         self.model, self.model_path, self.model_dirty = model, path, dirty
         self.model_is_default = default
         for state in self.plates.values():
@@ -331,7 +331,7 @@ class DcmixSession:
 
         return importance_view(self.model)
 
-    # --- settings -------------------------------------------------------------------------------
+    # --- settings --------------------------------------------------------------------------------
     @property
     def device(self) -> str:
         return self.predict_settings.device
@@ -414,7 +414,9 @@ class DcmixSession:
             self.events.classes_changed.emit(state.key)
         self.events.annotations_changed.emit(state.key)
 
-    def annotate(self, wells: Iterable[str], class_name: str | None, key: str | None = None) -> None:
+    def annotate(
+        self, wells: Iterable[str], class_name: str | None, key: str | None = None
+    ) -> None:
         """Give ``wells`` the class ``class_name`` (None clears them)."""
         state = self.state(key)
         new = dict(state.annotations)
@@ -451,7 +453,7 @@ class DcmixSession:
             path, lambda tmp: write_labels_csv(tmp, state.annotations), "annotations"
         )
 
-    # --- predictions and the heatmap ---------------------------------------------------------------
+    # --- predictions and the heatmap -------------------------------------------------------------
     @property
     def predictions(self) -> Any:
         state = self.current
@@ -494,7 +496,7 @@ class DcmixSession:
         self.heatmap = spec
         self.events.heatmap_changed.emit()
 
-    # --- focus and what the network sees ---------------------------------------------------------------
+    # --- focus and what the network sees ---------------------------------------------------------
     def focus(self, well: str, site: int | None = None, key: str | None = None) -> None:
         from napari_dcmix.plate.wells import normalise_well
 
@@ -538,7 +540,7 @@ class DcmixSession:
             f"model to these stains.{hint}"
         )
 
-    # --- tasks -------------------------------------------------------------------------------------
+    # --- tasks -----------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
         return self.task is not None
@@ -607,7 +609,7 @@ class DcmixSession:
 
         return self._start(finetune_task(self, **overrides))
 
-    # --- report and session files -----------------------------------------------------------------
+    # --- report and session files ----------------------------------------------------------------
     def write_report(self, path: str | Path, overwrite: bool = False) -> Any:
         """The HTML report of the model and the plates' predictions (see napari_dcmix.report)."""
         from napari_dcmix.report import write_report
@@ -656,7 +658,8 @@ class DcmixSession:
             raise DcmixError(f"{self.task.action} is running; wait for it or cancel it")
         for key in list(self.plates):
             self.close_plate(key)
-        self.model, self.model_path, self.model_dirty, self.model_is_default = None, None, False, False
+        self.model, self.model_path = None, None
+        self.model_dirty, self.model_is_default = False, False
         self.history, self.runs, self.losses = [], [], []
         self.train_settings = TrainConfig(**FINETUNE_DEFAULTS)
         self.predict_settings = PredictConfig()

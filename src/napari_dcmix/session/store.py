@@ -134,9 +134,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise SessionError(f"session folder {folder} does not exist or is not a folder")
     path = folder / MANIFEST
     if not path.is_file():
-        raise SessionError(
-            f"{folder} is not a napari-dcmix session folder: {MANIFEST} is missing"
-        )
+        raise SessionError(f"{folder} is not a napari-dcmix session folder: {MANIFEST} is missing")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -227,8 +225,9 @@ def load_session(session: DcmixSession, folder: str | Path) -> list[MissingPlate
         path = _find_plate(entry, folder)
         if path is None:
             missing.append(
-                MissingPlate(entry.get("name", "?"), entry.get("path", "?"),
-                             "not found", entry, folder)  # fmt: skip
+                MissingPlate(
+                    entry.get("name", "?"), entry.get("path", "?"), "not found", entry, folder
+                )
             )
             continue
         try:
