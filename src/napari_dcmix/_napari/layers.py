@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_dcmix._napari.colors import channel_colormaps
+from napari_dcmix.figures import channel_colormaps
 from napari_dcmix.plate.mosaic import (
     MosaicGeometry,
     build_mosaic,
@@ -17,14 +17,17 @@ from napari_dcmix.plate.mosaic import (
 #: key under which every plate layer's ``metadata`` holds the plate and its mosaic geometry
 PLATE_KEY = "dcmix_plate"
 GEOMETRY_KEY = "dcmix_geometry"
-ROLE_KEY = "dcmix_role"  # "channel" | "wells" | "well-predictions" | "site-predictions"
+ROLE_KEY = "dcmix_role"  # "channel" | "wells" | "well-predictions" | "site-predictions" | ...
+KEY_KEY = "dcmix_plate_key"  # the session's key of the plate (its resolved folder)
 
 
 def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
     """Layer data tuples for a plate mosaic (reads a few sites for contrast limits only)."""
+    from napari_dcmix.session.session import plate_key
+
     mosaic = build_mosaic(plate)
     geometry = mosaic.geometry
-    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry}
+    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry, KEY_KEY: plate_key(plate)}
     limits = sample_contrast_limits(plate)
     layers: list[tuple[Any, dict, str]] = []
     for c, (name, cmap) in enumerate(
@@ -48,6 +51,14 @@ def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
     return layers
 
 
+def channel_levels(plate: Any) -> tuple[list, list]:
+    """Each channel's multiscale levels and contrast limits (for replacing a layer's data when
+    the plate is reopened at another plane or timepoint)."""
+    mosaic = build_mosaic(plate)
+    limits = sample_contrast_limits(plate)
+    return [mosaic.channel_levels(c) for c in range(len(plate.channels))], list(limits)
+
+
 def text_size(geometry: MosaicGeometry, chars: int = 12) -> float:
     """Text size (data units, scaled with zoom) so ``chars`` characters span about one well."""
     well_width = geometry.site_grid[1] * geometry.site_pitch[1]
@@ -57,6 +68,7 @@ def text_size(geometry: MosaicGeometry, chars: int = 12) -> float:
 def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, str]:
     """One rectangle per well, its name as text, features plate/well/row/column."""
     from napari_dcmix.plate.wells import row_letters, well_row_col
+    from napari_dcmix.session.session import plate_key
 
     rects = well_rectangles(plate, geometry)
     wells = [w for w, _ in rects]
@@ -86,7 +98,12 @@ def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, s
                 "translation": [0.9 * size, 0.2 * size],  # inside the well, top left
                 "scaling": True,
             },
-            "metadata": {PLATE_KEY: plate, GEOMETRY_KEY: geometry, ROLE_KEY: "wells"},
+            "metadata": {
+                PLATE_KEY: plate,
+                GEOMETRY_KEY: geometry,
+                KEY_KEY: plate_key(plate),
+                ROLE_KEY: "wells",
+            },
         },
         "shapes",
     )

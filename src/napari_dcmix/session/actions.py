@@ -20,7 +20,7 @@ def predict_task(session: DcmixSession, **overrides: Any) -> Task:
 
     state = session.state()
     model = session.ensure_model()
-    session._check_stains(state, "Predict")
+    session._check_stains(state)
     settings = dataclasses.replace(session.predict_settings, **overrides)
     key = state.key
 

@@ -520,11 +520,11 @@ class DcmixSession:
             well, site = state.focus
         well = well or state.plate.wells[0]
         site = int(site) if site is not None else state.plate.sites(well)[0]
-        self._check_stains(state, "What the network sees")
+        self._check_stains(state)
         images = blended_images(model, state.plate.read(well, site))
         return NetworkView(images, well, site, state.key)
 
-    def _check_stains(self, state: PlateState, action: str) -> None:
+    def _check_stains(self, state: PlateState) -> None:
         if list(self.model.channel_names) == list(state.plate.channels):
             return
         suggestion = self.suggest_channel_map(state.key)
@@ -534,7 +534,7 @@ class DcmixSession:
             else ""
         )
         raise ModelError(
-            f"{action}: the model's stains {list(self.model.channel_names)} differ from plate "
+            f"the model's stains {list(self.model.channel_names)} differ from plate "
             f"{state.name!r} stains {list(state.plate.channels)}. Map the plate's stains to the "
             f"model's (Stains), or annotate wells of each class and Fine-tune to adapt the "
             f"model to these stains.{hint}"
@@ -649,6 +649,10 @@ class DcmixSession:
     def forget_missing(self, missing: MissingPlate) -> None:
         self.missing = [m for m in self.missing if m is not missing]
         self.events.missing_changed.emit()
+
+    def set_view(self, view: Mapping[str, Any]) -> None:
+        """A view's own state (camera, toggles), kept and saved with the session."""
+        self.view = dict(view)
 
     def clear(self) -> None:
         """Close every plate and drop the model, predictions and history."""
