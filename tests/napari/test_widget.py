@@ -46,7 +46,7 @@ def test_predict_overlays_and_export(widget, wait_for, synth_plate, tmp_path):
     for i, (cls, conf) in enumerate(zip(feats["prediction"], feats["confidence"], strict=True)):
         assert np.allclose(wells.edge_color[i][:3], colors[cls][:3])
         assert np.isclose(wells.face_color[i][3], 0.10 + 0.45 * conf, atol=1e-3)
-    assert list(wells.text.values)[0] == f"{feats['prediction'][0]} {feats['confidence'][0]:.2f}"
+    assert wells.text.values[0] == f"{feats['prediction'][0]} {feats['confidence'][0]:.2f}"
     sites = widget.viewer.layers[SITE_LAYER]
     assert len(sites.data) == len(synth_plate.wells) * 2
     widget.predict_section.sites_box.setChecked(True)
