@@ -34,6 +34,12 @@ NETWORK_ROLE = "network-view"
 GAP = 0.25  # of a site's width, between the plate and the blended images
 
 
+def camera_of(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 @dataclass
 class PlateLayerSet:
     """The layers of one plate."""
@@ -331,8 +337,9 @@ class PlateLayers:
 
     def _zoom_to(self, rect: np.ndarray) -> None:
         (y0, x0), (y1, x1) = rect.min(axis=0), rect.max(axis=0)
-        height, width = getattr(self.viewer, "_canvas_size", (600, 800))
-        camera = self.viewer.camera
+        canvas = getattr(self.viewer, "canvas", None)  # napari 0.9; _canvas_size before
+        height, width = getattr(canvas, "size", None) or self.viewer._canvas_size
+        camera = camera_of(self.viewer)
         camera.center = ((y0 + y1) / 2, (x0 + x1) / 2)
         camera.zoom = 0.9 * min(height / max(y1 - y0, 1), width / max(x1 - x0, 1))
 

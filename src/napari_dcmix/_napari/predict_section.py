@@ -137,8 +137,13 @@ class PredictSection(QGroupBox):
             self.status.setText("")
         classes = list(preds.class_names) if shown else []
         spec = session.heatmap.resolved(classes) if session.heatmap and shown else None
-        for combo, chosen in ((self.a_combo, spec.a if spec else None),
-                              (self.b_combo, spec.b if spec else None)):  # fmt: skip
+        # shown before the heatmap is on: its defaults (the last class, against the first)
+        default = ScoreSpec(MARGIN).resolved(classes) if len(classes) > 1 else None
+        shown_spec = spec or default
+        for combo, chosen in (
+            (self.a_combo, shown_spec.a if shown_spec else None),
+            (self.b_combo, shown_spec.b if shown_spec else None),
+        ):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(classes)

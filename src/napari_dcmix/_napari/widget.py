@@ -21,7 +21,7 @@ from napari_dcmix._napari.colors import layer_colors
 from napari_dcmix._napari.dialogs import Dialogs
 from napari_dcmix._napari.finetune_section import FinetuneSection
 from napari_dcmix._napari.model_section import ModelSection
-from napari_dcmix._napari.plate_layers import PlateLayers
+from napari_dcmix._napari.plate_layers import PlateLayers, camera_of
 from napari_dcmix._napari.plate_section import PlateSection, SessionSection
 from napari_dcmix._napari.predict_section import PredictSection
 from napari_dcmix._napari.stain_section import StainSection
@@ -466,7 +466,7 @@ class DcmixWidget(QWidget):
             "sort_chart": self.chart.sort_box.isChecked(),
         }
         if self.viewer is not None:
-            camera = self.viewer.camera
+            camera = camera_of(self.viewer)
             state["camera"] = {"center": list(camera.center), "zoom": float(camera.zoom)}
         return state
 
@@ -475,5 +475,5 @@ class DcmixWidget(QWidget):
         self.chart.sort_box.setChecked(bool(state.get("sort_chart", False)))
         camera = state.get("camera")
         if camera and self.viewer is not None:
-            self.viewer.camera.center = tuple(camera["center"])
-            self.viewer.camera.zoom = float(camera["zoom"])
+            camera_of(self.viewer).center = tuple(camera["center"])
+            camera_of(self.viewer).zoom = float(camera["zoom"])
