@@ -46,7 +46,7 @@ def snapshot(w) -> dict:
             np.round(w.chart.values, 6).tolist(),
             w.chart.caption.text(),
             w.chart.sort_box.isChecked(),
-        ),  # fmt: skip
+        ),
         "annotations": w.annotations,
         "classes": w.class_names,
         "camera": (
@@ -57,7 +57,7 @@ def snapshot(w) -> dict:
         "heatmap_choice": (
             w.predict_section.heatmap_box.isChecked(),
             w.predict_section.kind_combo.currentData(),
-        ),  # fmt: skip
+        ),
     }
     return out
 
