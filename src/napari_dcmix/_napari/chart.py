@@ -67,6 +67,9 @@ class ImportanceChart(QWidget):
         layout.addWidget(self.sort_box)
         layout.addWidget(self.held_out)
         layout.addWidget(self.caption)
+        # word-wrapped labels do not pass their height on to the dock: room for the chart, the
+        # toggle and a verdict of a few lines, so the dock never squeezes them over each other
+        self.setMinimumHeight(self.canvas.minimumHeight() + 130)
         if napari_viewer is not None:
             napari_viewer.events.theme.connect(self.redraw)
         _CHARTS.add(self)
