@@ -196,3 +196,19 @@ def test_chart_states_from_the_models_evidence(widget, evidence_model):
     ticks = [t.get_text() for t in chart._ax.get_xticklabels()]
     assert ticks == ["treated", "other"] and len(chart._bars) == 10
     assert "treated against control: Mito." in chart.caption.text()
+
+
+def test_report_button_writes_the_sessions_report(widget, wait_for, answer, notifications,
+                                                  tmp_path):  # fmt: skip
+    import re
+
+    wait_for(widget.run_predict())
+    widget.dialogs.save_file = lambda title, filter_: str(tmp_path / "report.html")
+    widget.session_section.report_button.click()
+    text = (tmp_path / "report.html").read_text()
+    assert len(re.findall("data:image/png;base64", text)) == 2  # importance + plate heatmap
+    assert widget.plate.name in text
+    assert "No held-out evidence" in notifications[-1]  # what it could not show is said
+    asked = answer(False)  # an existing report is not replaced without asking
+    widget.session_section.report_button.click()
+    assert len(asked.questions) == 1 and "report.html" in asked.questions[0]
