@@ -212,3 +212,15 @@ def test_report_button_writes_the_sessions_report(widget, wait_for, answer, noti
     asked = answer(False)  # an existing report is not replaced without asking
     widget.session_section.report_button.click()
     assert len(asked.questions) == 1 and "report.html" in asked.questions[0]
+
+
+def test_predictions_dropped_clear_the_overlays(widget, wait_for):
+    from napari_dcmix._napari.overlays import WELL_LAYER
+
+    wait_for(widget.run_predict())
+    layer = widget.viewer.layers[WELL_LAYER]
+    assert layer.face_color[:, 3].max() > 0.1
+    widget.session.set_predictions(None)  # as reading another plane does
+    assert widget.viewer.layers[WELL_LAYER] is layer  # emptied in place
+    assert np.allclose(layer.face_color[:, 3], 0) and set(layer.text.values) == {" "}
+    assert not widget.predict_section.export_button.isEnabled()

@@ -147,11 +147,14 @@ def _update_in_place(layer: Any, kwargs: dict) -> None:
         hold.enter_context(layer.events.face_color.blocker())
         hold.enter_context(layer.events.edge_color.blocker())
         hold.enter_context(layer.text.events.blocker_all())
+        new_text = "text" in kwargs and layer.metadata.get(TEXT_KEY) != kwargs["text"]
+        if new_text:
+            layer.text = {"string": {"constant": ""}}  # the old one may name gone columns
         layer.features = kwargs["features"]
         layer.face_color = kwargs["face_color"]
         if "edge_color" in kwargs:
             layer.edge_color = kwargs["edge_color"]
-        if "text" in kwargs and layer.metadata.get(TEXT_KEY) != kwargs["text"]:
+        if new_text:
             # same template: the features assignment above already refreshed the strings
             layer.text = kwargs["text"]
             layer.metadata[TEXT_KEY] = dict(kwargs["text"])

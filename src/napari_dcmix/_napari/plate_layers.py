@@ -202,11 +202,13 @@ class PlateLayers:
         found, state = self.of(key), self.session.plates.get(key)
         if found is None or state is None:
             return
-        if state.predictions is None:
-            for layer in (found.heatmap,):
-                if self.alive(layer):
-                    self.viewer.layers.remove(layer)
-            found.heatmap = None
+        if state.predictions is None:  # e.g. another plane: the old numbers go
+            plate = found.wells.metadata[PLATE_KEY]
+            wells, sites = overlays.placeholder_overlays(plate, found.geometry, key)
+            found.well_overlay = overlays.show_overlay(self.viewer, wells, above=found.wells)
+            found.site_overlay = overlays.show_overlay(self.viewer, sites)
+            if self.alive(found.heatmap):
+                found.heatmap.visible = False
             return
         self.canvas_hold.canvases()  # looked up now, not in the turn that draws the results
         self._drawing += 1
