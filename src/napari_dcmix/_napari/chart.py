@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
 
 from napari_dcmix.figures import draw_confusion, draw_importance
@@ -62,14 +63,21 @@ class ImportanceChart(QWidget):
         self.held_out.setWordWrap(True)
         self.caption = QLabel("Load a model or fine-tune to see which stains it uses.")
         self.caption.setWordWrap(True)
+        # fixed heights: a new caption (each fine-tune epoch, each model) never re-lays the
+        # dock out, which would resize and re-render the chart (and can resize napari's canvas)
+        line = self.caption.fontMetrics().lineSpacing()
+        self.caption.setFixedHeight(5 * line + 4)
+        self.held_out.setFixedHeight(2 * line + 2)
+        for label in (self.caption, self.held_out):
+            label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.canvas, 1)
         layout.addWidget(self.sort_box)
         layout.addWidget(self.held_out)
         layout.addWidget(self.caption)
         # word-wrapped labels do not pass their height on to the dock: room for the chart, the
-        # toggle and a verdict of a few lines, so the dock never squeezes them over each other
-        self.setMinimumHeight(self.canvas.minimumHeight() + 130)
+        # toggle and the labels, so the dock never squeezes them over each other
+        self.setMinimumHeight(self.canvas.minimumHeight() + 7 * line + 40)
         if napari_viewer is not None:
             napari_viewer.events.theme.connect(self.redraw)
         _CHARTS.add(self)
@@ -108,11 +116,11 @@ class ImportanceChart(QWidget):
             self.title = title
         if caption is not None:
             self.caption.setText(caption)
+            self.caption.setToolTip(caption)
         elif self.names:
             top = self.names[int(np.argmax(self.values))]
             self.caption.setText(f"The bars are mixing weights; the highest is {top}.")
         self.held_out.setText(held_out)
-        self.held_out.setVisible(bool(held_out))
         self.redraw()
 
     def set_view(self, view: dict[str, Any], colors: Sequence[Color]) -> None:
