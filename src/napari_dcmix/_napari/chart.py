@@ -55,7 +55,10 @@ class ImportanceChart(QWidget):
         self._bars: list | None = None
         self._labels: list = []
         self._drawn: tuple | None = None
+        self._animated: list = []
+        self._background = None
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.mpl_connect("draw_event", self._drawn_event)
         self.canvas.setMinimumHeight(180)
         self.sort_box = QCheckBox("Sort by importance")
         self.sort_box.toggled.connect(self.redraw)
@@ -160,8 +163,9 @@ class ImportanceChart(QWidget):
             return {"bg": "#262930", "fg": "#f0f1f2", "grid": "#565f6c"}
 
     def redraw(self, *_args) -> None:
-        """Draw the chart; when only the values of plain bars changed (the epochs of a
-        fine-tune), update the bars in place (cheap)."""
+        """Draw the chart. When only the values of plain bars changed (the epochs of a
+        fine-tune) and they fit the axis, only the bars, their values and the title are drawn
+        again over the saved background (blitting: a few ms instead of a whole figure)."""
         theme = self._theme()
         order = self.ranking() if self.sort_box.isChecked() else list(self.names)
         idx = [self.names.index(n) for n in order]
@@ -173,11 +177,18 @@ class ImportanceChart(QWidget):
                 bar.set_height(v)
                 text.set_text(f"{v:.2f}")
                 text.set_y(v)
-            self._ax.set_ylim(0, max(max(vals) * 1.25, 1e-6))
-            self._ax.set_title(self.title, color=theme["fg"], fontsize=9)
+            self._ax.title.set_text(self.title)
+            top = self._ax.get_ylim()[1]
+            if self._background is not None and max(vals) * 1.15 <= top <= 4 * max(vals):
+                self.canvas.restore_region(self._background)
+                self._draw_animated()
+                self.canvas.blit(self.figure.bbox)
+                return
+            self._ax.set_ylim(0, max(max(vals) * 1.5, 1e-6))
             self.canvas.draw_idle()
             return
         self._drawn = key if plain else None
+        self._background = None
         self.figure.clear()
         self.figure.set_facecolor(theme["bg"])
         # fixed margins: constrained layout costs more than the whole bar chart
@@ -188,7 +199,24 @@ class ImportanceChart(QWidget):
             greyed=self.greyed, per_class=self.per_class or None, order=idx, theme=theme,
             title=self.title,
         )  # fmt: skip
+        # what changes from epoch to epoch is drawn over a saved background (see _drawn_event),
+        # with head room on the axis so that the next epochs' bars fit it
+        self._animated = [*self._bars, *self._labels, ax.title] if plain else []
+        if plain and self.values:
+            ax.set_ylim(0, max(max(self.values) * 1.5, 1e-6))
+        for artist in self._animated:
+            artist.set_animated(True)
         if self.confusion is not None:
             draw_confusion(self.figure.add_axes((0.76, 0.22, 0.2, 0.6)), self.confusion,
                            self.classes, theme)  # fmt: skip
         self.canvas.draw_idle()
+
+    def _draw_animated(self) -> None:
+        for artist in self._animated:
+            self.figure.draw_artist(artist)
+
+    def _drawn_event(self, _event) -> None:
+        """After every full draw: save the background and draw the changing artists on it."""
+        if self._animated:
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+            self._draw_animated()
