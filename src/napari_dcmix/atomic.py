@@ -29,12 +29,31 @@ from napari_dcmix.errors import DcmixError
 TMP_MARK = ".dcmix-tmp-"
 
 
-class OutputError(DcmixError):
-    """An output file or folder could not be written (the message names it)."""
+class OutputError(DcmixError, OSError):
+    """An output file or folder could not be written (the message names it). Also an
+    ``OSError``, so code that handles failed writes as OSError (``except OSError``) keeps
+    catching it now that writes go through this module; ``str()`` is the message."""
 
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+# errors that mean "the bytes could not be stored" (full disk, quota, file-size limit, I/O)
+_WRITE_ERRNOS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def write_failure(exc: BaseException) -> OSError | None:
+    """The OSError of a failed write behind ``exc``: writers such as ``torch.save`` turn the
+    OSError of a full disk or a file-size limit into their own exception (raised while
+    handling it), which would otherwise reach the user without the path."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def _default_mode(is_dir: bool = False) -> int:
@@ -123,6 +142,12 @@ def atomic_write(
         if exc.errno == errno.EXDEV:  # pragma: no cover - same folder, cannot happen
             raise
         raise OutputError(f"cannot write {what} {path}: {_reason(exc)}{unchanged}") from None
+    except Exception as exc:
+        _unlink(tmp_path)
+        failure = write_failure(exc)
+        if failure is None:
+            raise
+        raise OutputError(f"cannot write {what} {path}: {_reason(failure)}{unchanged}") from exc
     except BaseException:
         _unlink(tmp_path)
         raise
@@ -192,6 +217,12 @@ def atomic_directory(
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {what} {path}: {_reason(exc)}") from None
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = write_failure(exc)
+        if failure is None:
+            raise
+        raise OutputError(f"cannot write {what} {path}: {_reason(failure)}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -167,7 +167,7 @@ def test_cuda_oom_halves_batch_then_falls_back_to_cpu(model, monkeypatch) -> Non
     limit = {"n": 2}
     tried = []
 
-    def fake(self, batch, raw=False):  # a pretend CUDA device that holds at most limit["n"] images
+    def fake(self, batch, raw=False):  # a pretend CUDA device that holds at most limit["n"] sites
         tried.append((self.device.type, len(batch)))
         if self.device.type == "cuda":
             if len(batch) > limit["n"]:
@@ -182,9 +182,9 @@ def test_cuda_oom_halves_batch_then_falls_back_to_cpu(model, monkeypatch) -> Non
     monkeypatch.setattr(inf._Runner, "_forward", fake)
     runner = inf._Runner(model, torch.device("cpu"))
     runner.device = torch.device("cuda")
-    batch = np.stack([inf.preprocess(im, 24, model.normalisation) for im in x])
+    batch = np.stack([runner.host_tiles(im) for im in x])
     np.testing.assert_allclose(runner(batch), expected, atol=1e-6)
-    assert ("cuda", 8) in tried and ("cuda", 4) in tried and runner.max_batch == 2
+    assert ("cuda", 8) in tried and ("cuda", 4) in tried and runner.max_sites == 2
     limit["n"] = 0
     with pytest.warns(RuntimeWarning, match="falling back to the CPU"):
         out = runner(batch)
@@ -220,8 +220,8 @@ def test_device_preprocessing_matches_host(model, dtype, hw) -> None:
     if info is not None:
         raw[0, 0, 0, 0] = info.max  # above the signed range: the unsigned views must hold
     runner = inf._Runner(model, torch.device("cpu"))
-    host = np.stack([inf.preprocess(a, 24, model.normalisation) for a in raw])
+    host = np.stack([runner.host_tiles(a) for a in raw])  # (B, T, C, S, S), T = 1 here
     on_device = runner._device_preprocess(raw).numpy()
-    np.testing.assert_allclose(on_device, host, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(on_device, host[:, 0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(runner._device_preprocess(list(raw)).numpy(), on_device, atol=0)
     np.testing.assert_allclose(runner(list(raw), raw=True), runner(host), atol=1e-6, rtol=0)

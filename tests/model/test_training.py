@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from napari_dcmix.errors import LabelsError, ModelError, PlateError
-from napari_dcmix.model import TrainConfig, TrainResult, build_model, train, train_arrays
+from napari_dcmix.model import (
+    DcmixEnsemble,
+    TrainConfig,
+    TrainResult,
+    build_model,
+    train,
+    train_arrays,
+)
 
 CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
 
@@ -29,7 +36,11 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-FAST = dict(epochs=5, batch_size=8, input_size=16, val_fraction=0.25, lr=3e-3, mixing_lr=5e-2)
+FAST = dict(epochs=5, batch_size=8, input_size=16, lr=3e-3, mixing_lr=5e-2, ensemble=3)
+
+
+def each_image_a_well(x) -> np.ndarray:
+    return np.arange(len(x))
 
 
 @pytest.mark.parametrize("informative", [1, 3])
@@ -37,41 +48,66 @@ def test_short_run_ranks_informative_channel_first(informative: int, images) -> 
     x, y = images(32, informative=informative, size=16)
     names = ["a", "b", "c", "d"]
     events, result = run(train_arrays(None, x, y, TrainConfig(**FAST), channel_names=names,
-                                      class_names=["neg", "pos"]))  # fmt: skip
+                                      class_names=["neg", "pos"],
+                                      groups=each_image_a_well(x)))  # fmt: skip
     imp = result.importance
     assert max(imp, key=imp.get) == names[informative]
-    assert result.model is not None and result.model.normalisation is not None
-    assert len(result.history) == 5 and events[-1].epoch == 5
+    model = result.model
+    assert isinstance(model, DcmixEnsemble) and len(model) == 3
+    assert model.normalisation is not None
+    assert len(result.history) == 3 * 5 and events[-1].epoch == 5
     assert result.history[-1]["train_accuracy"] > 0.8
-    assert result.history[-1]["val_accuracy"] > 0.8
+    held = result.evidence["held_out"]
+    assert held["n_wells"] == 32 and held["balanced_accuracy"] > 0.8
     assert sum(imp.values()) == pytest.approx(1.0)
+    low, high = result.evidence["interval"][names[informative]]
+    assert low <= imp[names[informative]] <= high
 
 
 def test_deterministic_per_seed(images) -> None:
     x, y = images(24, size=16)
     cfg = TrainConfig(**{**FAST, "epochs": 2})
-    _, a = run(train_arrays(None, x, y, cfg))
-    _, b = run(train_arrays(None, x, y, cfg))
+    g = each_image_a_well(x)
+    _, a = run(train_arrays(None, x, y, cfg, groups=g))
+    _, b = run(train_arrays(None, x, y, cfg, groups=g))
     assert _same(a.model.state_dict(), b.model.state_dict())
-    _, c = run(train_arrays(None, x, y, TrainConfig(**{**FAST, "epochs": 2, "seed": 1})))
+    assert a.evidence == b.evidence
+    _, c = run(train_arrays(None, x, y, TrainConfig(**{**FAST, "epochs": 2, "seed": 1}),
+                            groups=g))  # fmt: skip
     assert not _same(a.model.state_dict(), c.model.state_dict())
 
 
-def test_cancel_leaves_model_unchanged(images) -> None:
+def test_parallel_members_train_the_same_models_as_one_at_a_time(images) -> None:
     x, y = images(24, size=16)
+    g = each_image_a_well(x)
+    torch.set_num_threads(1)  # the same kernels either way
+    _, one = run(train_arrays(None, x, y, TrainConfig(**{**FAST, "epochs": 2, "parallel": 1}),
+                              groups=g))  # fmt: skip
+    _, two = run(train_arrays(None, x, y, TrainConfig(**{**FAST, "epochs": 2, "parallel": 2}),
+                              groups=g))  # fmt: skip
+    assert two.model.training_info["parallel_members"] == 2
+    assert _same(one.model.state_dict(), two.model.state_dict())
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_cancel_leaves_model_unchanged(images, parallel: int) -> None:
+    x, y = images(24, size=16)
+    g = each_image_a_well(x)
     model = build_model(["a", "b", "c", "d"], ["0", "1"], input_size=16)
     before = _state(model)
-    calls = iter(range(100))
-    _, result = run(train_arrays(model, x, y, TrainConfig(**{**FAST, "mode": "all"}),
-                                 should_stop=lambda: next(calls) >= 2))  # fmt: skip
+    calls = iter(range(1000))
+    cfg = TrainConfig(**{**FAST, "mode": "all", "parallel": parallel})
+    _, result = run(train_arrays(model, x, y, cfg, should_stop=lambda: next(calls) >= 4,
+                                 groups=g))  # fmt: skip
     assert result.cancelled and result.model is None
     assert _same(before, model.state_dict()) and model.normalisation is None
-    gen = train_arrays(model, x, y, TrainConfig(**{**FAST, "mode": "all"}))
-    for _ in range(3):
+    gen = train_arrays(model, x, y, cfg, groups=g)
+    for _ in range(6):
         next(gen)
     gen.close()
     assert _same(before, model.state_dict())
-    _, done = run(train_arrays(model, x, y, TrainConfig(**{**FAST, "mode": "all", "epochs": 1})))
+    _, done = run(train_arrays(model, x, y, TrainConfig(**{**FAST, "mode": "all", "epochs": 1}),
+                               groups=g))  # fmt: skip
     assert done.model is not model and _same(before, model.state_dict())
 
 
@@ -79,29 +115,33 @@ def test_mixing_mode_freezes_backbone(images) -> None:
     x, y = images(24, size=16)
     model = build_model(["a", "b", "c", "d"], ["0", "1"], input_size=16)
     _, result = run(train_arrays(model, x, y, TrainConfig(**{**FAST, "mode": "mixing",
-                                                             "epochs": 2})))  # fmt: skip
-    assert _same(_state(model.backbone), result.model.backbone.state_dict())
-    assert not torch.equal(model.mixing.logits, result.model.mixing.logits)
-    assert not torch.equal(model.head.weight, result.model.head.weight)
+                                                             "epochs": 2}),
+                                 groups=each_image_a_well(x)))  # fmt: skip
+    for member in result.model.members:
+        assert _same(_state(model.backbone), member.backbone.state_dict())
+        assert not torch.equal(model.mixing.logits, member.mixing.logits)
+        assert not torch.equal(model.head.weight, member.head.weight)
     with pytest.raises(ModelError, match="--init"):
-        run(train_arrays(None, x, y, TrainConfig(mode="mixing")))
+        run(train_arrays(None, x, y, TrainConfig(mode="mixing"), groups=each_image_a_well(x)))
 
 
-def test_train_on_plate(array_plate) -> None:
+def test_train_on_plate_streams_its_sites(array_plate) -> None:
     plate, labels = array_plate
-    cfg = TrainConfig(epochs=3, batch_size=8, input_size=20, val_fraction=0.25)
+    cfg = TrainConfig(epochs=3, batch_size=8, ensemble=2, crop=20, cache_mb=0)
     events, result = run(train(None, plate, labels, cfg))
-    assert plate.reads == 24  # each labelled site read once
+    # no cache: every epoch reads its crops again (sites are read while training runs)
+    assert plate.reads > 2 * 3 * 24 * 0.5
     assert events[0].phase == "read" and events[-1].phase == "train"
     model = result.model
     assert model.channel_names == CHANNELS and model.class_names == ["control", "treated"]
-    assert model.input_size == 20 and model.training_info["n_sites"] == 24
-    assert result.history[-1]["val_accuracy"] is not None
+    assert model.input_size == 20 and str(model.scale) == "bin 1, crop 20 px"
+    assert model.training_info["n_sites"] == 24 and model.training_info["n_wells"] == 8
+    assert result.evidence["held_out"]["n_wells"] == 8
 
 
 def test_plate_errors(array_plate) -> None:
     plate, labels = array_plate
-    cfg = TrainConfig(epochs=1, input_size=16)
+    cfg = TrainConfig(epochs=1, ensemble=2)
     with pytest.raises(LabelsError, match="at least 2 classes"):
         run(train(None, plate, {w: "control" for w in labels}, cfg))
     with pytest.raises(LabelsError, match="H05, H06"):
@@ -111,9 +151,15 @@ def test_plate_errors(array_plate) -> None:
         ModelError, match=r"\['DNA', 'Mito'\].*\['DNA', 'ER', 'RNA', 'AGP', 'Mito'\]"
     ):
         run(train(other, plate, labels, TrainConfig(mode="mixing", epochs=1)))
-    _, result = run(train(other, plate, labels,
-                          TrainConfig(mode="mixing", epochs=1, fresh_mixing=True)))  # fmt: skip
+    cfg2 = TrainConfig(mode="mixing", epochs=1, fresh_mixing=True, ensemble=2)
+    _, result = run(train(other, plate, labels, cfg2))
     assert result.model.channel_names == CHANNELS
+    with pytest.raises(
+        ModelError, match=r"20 x 20 px after binning by 2 \(40 x 40.*32 x 32 px crop"
+    ):
+        run(train(None, plate, labels, TrainConfig(epochs=1, bin=2, crop=32)))
+    with pytest.raises(LabelsError, match=r"reference class 'DMSO'.*control, treated"):
+        run(train(None, plate, labels, TrainConfig(epochs=1, reference="DMSO")))
     plate.sites = lambda well: []  # no site to read
     with pytest.raises(ModelError, match="empty training set"):
         run(train(None, plate, labels, cfg))
@@ -121,13 +167,20 @@ def test_plate_errors(array_plate) -> None:
 
 def test_array_errors(images) -> None:
     x, y = images(8)
+    g = each_image_a_well(x)
     with pytest.raises(LabelsError, match="at least 2"):
-        run(train_arrays(None, x, np.zeros(8, int)))
+        run(train_arrays(None, x, np.zeros(8, int), groups=g))
     with pytest.raises(ModelError, match="empty training set"):
-        run(train_arrays(None, x[:0], y[:0]))
+        run(train_arrays(None, x[:0], y[:0], groups=g[:0]))
+    with pytest.raises(TypeError, match="groups"):
+        run(train_arrays(None, x, y))  # well groups are required
+    with pytest.raises(ModelError, match=r"one well id \(group\) per image: 8 images"):
+        run(train_arrays(None, x, y, groups=g[:4]))
+    with pytest.raises(LabelsError, match="holds images of two classes"):
+        run(train_arrays(None, x, y, groups=np.zeros(8, int)))
     x[3, 1, 2, 2] = np.nan
     with pytest.raises(PlateError, match=r"image 3.*NaN"):
-        run(train_arrays(None, x, y))
+        run(train_arrays(None, x, y, groups=g))
     with pytest.raises(ModelError, match="training mode"):
         TrainConfig(mode="fast")
 
@@ -146,6 +199,13 @@ def test_array_errors(images) -> None:
         ("read_threads", 0, ">= 1"),
         ("input_size", 4, ">= 8"),
         ("val_fraction", 1.0, "0 <= f < 1"),
+        ("ensemble", 0, ">= 1"),
+        ("crops_per_site", 0, ">= 1"),
+        ("seed", -5, "an integer from 0 to 2**63 - 1"),
+        ("seed", 2**64, "an integer from 0 to 2**63 - 1"),
+        ("max_tiles", 0, "a positive integer"),
+        ("bin", 0, "a positive integer"),
+        ("crop", 3, "a positive integer of at least 8 pixels"),
     ],
 )
 def test_config_rejects_bad_settings(setting: str, value, expected: str) -> None:
@@ -153,18 +213,23 @@ def test_config_rejects_bad_settings(setting: str, value, expected: str) -> None
         TrainConfig(**{setting: value})
 
 
-def test_progress_names_the_device(images, array_plate) -> None:
+def test_progress_names_the_device_and_members(images, array_plate) -> None:
     x, y = images(8, size=16)
-    events, _ = run(train_arrays(None, x, y, TrainConfig(epochs=1, input_size=16)))
+    cfg = TrainConfig(epochs=1, ensemble=2)
+    events, _ = run(train_arrays(None, x, y, cfg, groups=each_image_a_well(x)))
     plate, labels = array_plate
-    plate_events, _ = run(train(None, plate, labels, TrainConfig(epochs=1, input_size=16)))
+    plate_events, _ = run(train(None, plate, labels, cfg))
     assert {e.phase for e in plate_events} == {"read", "train"}
     assert {e.device for e in events + plate_events} == {"cpu"}
+    train_events = [e for e in events if e.phase == "train"]
+    assert {e.member for e in train_events} == {1, 2} and {e.members for e in events} == {2}
+    assert train_events[-1].done == train_events[-1].total > 0
 
 
 def test_one_normalise_for_train_and_predict(images) -> None:
-    """Training normalises in place with plate.normalise itself: bit-identical to prediction."""
-    from napari_dcmix.model import training
+    """Training and prediction normalise with the same float32 arithmetic."""
+    from napari_dcmix.model import PixelScale
+    from napari_dcmix.model.sites import SitePrep
     from napari_dcmix.plate.normalise import estimate_channel_stats, normalise
 
     x, _ = images(6, size=16)
@@ -175,7 +240,8 @@ def test_one_normalise_for_train_and_predict(images) -> None:
     assert normalise(same, stats, inplace=True) is same
     assert np.array_equal(same, expected) and same.dtype == np.float32
     assert np.array_equal(normalise(x_u16, stats, inplace=True), normalise(x_u16, stats))
-    assert not hasattr(training, "_normalise_inplace")
+    prep = SitePrep(PixelScale(bin=1, crop=None), 16, stats)
+    assert np.array_equal(prep.prepared(x_u16[0]), normalise(x_u16[0], stats))
 
 
 def test_scratch_copies_the_given_models_architecture() -> None:

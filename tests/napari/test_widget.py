@@ -172,7 +172,9 @@ def test_finetune_updates_chart_and_asks_before_discarding(widget, wait_for, ans
     wait_for(job, timeout=120_000)
     assert not job.failed and not job.cancelled
     assert widget.model is not before_model and widget.model_dirty
-    assert widget.model.training_info["epochs"] == 2 and len(widget.history) == 2
+    info = widget.model.training_info  # the overrides were used, not the form's values
+    assert (info["mode"], info["epochs"]) == ("all", 2)
+    assert len(widget.history) == 2 * len(widget.model.members)  # every member's epochs
     assert widget.chart.names == synth_plate.channels
     assert np.allclose(widget.chart.values, list(widget.model.channel_importance().values()))
     assert widget.finetune_section.train_button.isEnabled()

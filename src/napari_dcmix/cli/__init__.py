@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # (subcommand, module, one-line help); each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
@@ -39,10 +40,32 @@ def _os_error_text(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
+def _show_plate_warnings(command: str):
+    """A ``warnings.showwarning`` that prints our warnings (skipped sites, missing wells...) as
+    one line each, ``napari-dcmix CMD: warning: ...``, without a source location."""
+    from napari_dcmix.errors import PlateWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PlateWarning):
+            print(f"napari-dcmix {command}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_plate_warnings(args.command)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from napari_dcmix.errors import DcmixError
 
-    args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except DcmixError as exc:

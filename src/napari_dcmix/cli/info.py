@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from napari_dcmix.cli._plates import add_plate_options, open_plates
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plate", help="plate folder or .zarr (any supported layout)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_plate_options(parser)
 
 
 def describe(plate) -> dict:
@@ -25,6 +28,10 @@ def describe(plate) -> dict:
         "channels": list(plate.channels),
         "image_shape": list(plate.image_shape),
         "dtype": str(plate.dtype),
+        "planes": list(plate.planes),
+        "timepoints": list(plate.timepoints),
+        "plane": plate.plane,
+        "timepoint": plate.timepoint,
     }
 
 
@@ -35,10 +42,16 @@ def _sites_summary(sites: dict[str, list[int]]) -> str:
     return ", ".join(f"{n} site(s) in {k} well(s)" for n, k in sorted(counts.items()))
 
 
-def run(args: argparse.Namespace) -> int:
-    from napari_dcmix.plate import open_plate
+def _numbers(values: list[int]) -> str:
+    return f"{len(values)}: {' '.join(map(str, values))}"
 
-    info = describe(open_plate(args.plate))
+
+def _chosen(plane: int | str) -> str:
+    return "the maximum projection" if plane == "max" else str(plane)
+
+
+def run(args: argparse.Namespace) -> int:
+    info = describe(open_plates([args.plate], args)[0])
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -51,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"channels:    {len(info['channels'])}: {', '.join(info['channels'])}")
     print(f"image shape: {h} x {w} (H x W)")
     print(f"dtype:       {info['dtype']}")
+    print(f"planes:      {_numbers(info['planes'])} (reading {_chosen(info['plane'])})")
+    print(f"timepoints:  {_numbers(info['timepoints'])} (reading {info['timepoint']})")
     return 0

@@ -1,12 +1,23 @@
-"""`napari-dcmix train`: train or fine-tune a DCMIX model on labelled wells."""
+"""`napari-dcmix train`: train or fine-tune a DCMIX model on labelled wells.
+
+Training settings come from ``TrainConfig``'s metadata (one definition for the API, the CLI
+and the widget). The command prints the held-out evidence (balanced accuracy with its
+interval, the confusion matrix), each stain's importance with its interval, and the verdict:
+the sentence the evidence supports.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
+from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.errors import ModelError
+from napari_dcmix.model.train_settings import TrainConfig
+
+DEFAULTS = {"device": "cpu"}  # the CPU: bit-for-bit reproducible for a seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,42 +26,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, help="plate map CSV: well,label[,plate]")
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--init", help="model to start from (fine-tune)")
-    parser.add_argument(
-        "--mode",
-        choices=["scratch", "mixing", "all"],
-        default=None,
-        help="scratch (default without --init), mixing (backbone frozen; default "
-        "with --init) or all",
-    )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--mixing-lr", type=float, default=1e-2)
-    parser.add_argument("--device", default="cpu", help="cpu, auto, cuda, cuda:N or mps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--backbone", default="small_cnn", choices=["small_cnn", "resnet18", "resnet50"]
-    )
-    parser.add_argument("--k", type=int, default=3, help="blended images fed to the backbone")
-    parser.add_argument(
-        "--mixing",
-        dest="mixing_mode",
-        default="softmax",
-        choices=["softmax", "over"],
-        help="mixing layer mode",
-    )
-    parser.add_argument("--input-size", type=int, default=128)
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument(
-        "--fresh-mixing",
-        action="store_true",
-        help="with --init on other channels: a fresh mixing layer",
-    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_settings_arguments(
+        parser,
+        TrainConfig,
+        defaults={**DEFAULTS, "mode": "scratch without --init, mixing with it"},
+        types_={"seed": seed_type},
+    )
+
+
+def print_evidence(model, out=print) -> None:
+    """The held-out evidence, the importance with intervals and the verdict, as text."""
+    from napari_dcmix.model import evidence as ev
+
+    evidence = ev.model_evidence(model)
+    importance = model.channel_importance()
+    interval = (evidence or {}).get("interval") or {}
+    held = (evidence or {}).get("held_out")
+    if held:
+        out(f"held out ({evidence.get('scheme')}): {ev.held_out_text(held)}")
+        classes = list(evidence["classes"])
+        width = max(len(c) for c in classes)
+        out(f"  confusion (rows: true class, columns: predicted)  {'  '.join(classes)}")
+        for name, row in zip(classes, held["confusion"], strict=True):
+            cells = [f"{v:>{len(c)}}" for v, c in zip(row, classes, strict=True)]
+            out(f"  {name:<{width}}  " + "  ".join(cells))
+    width = max(len(c) for c in importance)
+    members = len(getattr(model, "members", [model]))
+    out(f"channel importance ({model.scale}, {members} member(s)):")
+    for stain, value in sorted(importance.items(), key=lambda kv: -kv[1]):
+        span = f"  ({interval[stain][0]:.3f}-{interval[stain][1]:.3f})" if stain in interval else ""
+        out(f"  {stain:<{width}}  {value:.3f}{span}")
+    for cls, verdict in ev.class_verdicts(evidence).items():
+        imp = evidence["per_class"][cls]
+        ranked = ", ".join(f"{s} {v:.2f}" for s, v in sorted(imp.items(), key=lambda kv: -kv[1]))
+        out(f"  per class: {verdict.sentence} ({ranked})")
+    out(ev.verdict(evidence).sentence)
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_dcmix.model import TrainConfig, load_model, save_model, train
+    from napari_dcmix.atomic import check_writable
+    from napari_dcmix.model import load_model, save_model, train
     from napari_dcmix.plate.labels import read_labels_csv
 
     out = Path(args.out)
@@ -58,18 +75,13 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"--out {out} is a folder; expected the path of a model file (.pt)")
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
+    check_writable(out, "model file")  # before any training
+    init = load_model(args.init) if args.init else None
+    defaults = {**DEFAULTS, "mode": "mixing" if init is not None else "scratch"}
+    config = settings_from_args(TrainConfig, args, defaults)
     plates = open_plates(args.plate, args)
     multi = len(plates) > 1
-    labels = [read_labels_csv(args.labels, plate=p.name if multi else None) for p in plates]
-    init = load_model(args.init) if args.init else None
-    mode = args.mode or ("mixing" if init is not None else "scratch")
-    config = TrainConfig(
-        mode=mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        mixing_lr=args.mixing_lr, seed=args.seed, device=args.device,
-        val_fraction=args.val_fraction, fresh_mixing=args.fresh_mixing,
-        backbone=args.backbone, k=args.k, mixing_mode=args.mixing_mode,
-        input_size=args.input_size,
-    )  # fmt: skip
+    labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]  # plate column
     gen = train(init, plates if multi else plates[0], labels if multi else labels[0], config)
     while True:
         try:
@@ -77,12 +89,13 @@ def run(args: argparse.Namespace) -> int:
         except StopIteration as stop:
             result = stop.value
             break
+        if args.quiet:
+            continue
         if progress.phase == "read" or progress.step == progress.steps:
             print(progress.message, flush=True)
     if result.model is None:
         raise ModelError("training was cancelled; nothing written")
     save_model(result.model, out)
-    weights = ", ".join(f"{c} {w:.3f}" for c, w in result.importance.items())
-    print(f"channel importance: {weights}")
+    print_evidence(result.model)
     print(f"wrote {out}")
     return 0

@@ -9,6 +9,7 @@ from napari_dcmix.model.checkpoint import (
 )
 from napari_dcmix.model.classifier import DcmixClassifier, build_model
 from napari_dcmix.model.device import resolve_device
+from napari_dcmix.model.ensemble import DcmixEnsemble
 from napari_dcmix.model.inference import (
     blended_images,
     predict_arrays,
@@ -23,6 +24,7 @@ from napari_dcmix.model.predictions import (
     WellPrediction,
     write_predictions_csv,
 )
+from napari_dcmix.model.scale import PixelScale
 from napari_dcmix.model.train_settings import (
     TRAIN_MODES,
     PredictConfig,
@@ -39,6 +41,8 @@ __all__ = [
     "TRAIN_MODES",
     "ChannelMixing",
     "DcmixClassifier",
+    "DcmixEnsemble",
+    "PixelScale",
     "PlatePredictions",
     "PredictConfig",
     "PredictProgress",

@@ -1,4 +1,13 @@
-"""DcmixClassifier = normalisation metadata + channel mixing + backbone + class head."""
+"""DcmixClassifier = normalisation metadata + pixel scale + channel mixing + backbone + head.
+
+The channel importance a classifier reports is faithful to the network for any K: each blended
+image k gets a relevance r_k (how much the class probabilities change when that blend is
+replaced by its mean, measured on the training data when training ends; see
+``model/readout.py``) and importance_c = sum_k r_k * w_kc / sum (w: the mixing layer's
+effective weights). With K = 1 this is the mixing weights themselves (the paper's single
+blend); a classifier without measured relevance (never trained, or saved before relevance
+existed) weighs every blend equally (the plain mean over K).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ from torch import nn
 from napari_dcmix.errors import ModelError
 from napari_dcmix.model.backbones import BACKBONES, build_backbone
 from napari_dcmix.model.mixing import MODES, ChannelMixing
+from napari_dcmix.model.scale import PixelScale
 from napari_dcmix.plate.normalise import ChannelStats
 
 
@@ -40,6 +50,8 @@ class DcmixClassifier(nn.Module):
         input_size: int,
         normalisation: ChannelStats | None = None,
         training_info: dict[str, Any] | None = None,
+        scale: PixelScale | None = None,
+        blend_relevance: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.mixing = mixing
@@ -51,6 +63,12 @@ class DcmixClassifier(nn.Module):
         self.input_size = int(input_size)
         self.normalisation = normalisation
         self.training_info: dict[str, Any] = dict(training_info or {})
+        self.scale = scale if scale is not None else PixelScale()
+        if self.scale.crop is not None:
+            self.input_size = int(self.scale.crop)
+        self.blend_relevance: list[float] | None = (
+            None if blend_relevance is None else [float(v) for v in blend_relevance]
+        )
 
     @property
     def k(self) -> int:
@@ -67,8 +85,25 @@ class DcmixClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.mixing(x)))
 
+    def importance_vector(self) -> torch.Tensor:
+        """(C,) faithful importance: blend relevance x effective mixing weights, sums to 1."""
+        with torch.no_grad():
+            w = self.mixing.weights().detach().cpu().double()  # (K, C)
+            if self.blend_relevance is None or len(self.blend_relevance) != w.shape[0]:
+                r = torch.full((w.shape[0],), 1.0 / w.shape[0], dtype=torch.float64)
+            else:
+                r = torch.tensor(self.blend_relevance, dtype=torch.float64).clamp_min(0)
+                r = r / r.sum() if float(r.sum()) > 0 else torch.full_like(r, 1.0 / len(r))
+            imp = (r[:, None] * w).sum(dim=0)
+            return imp / imp.sum().clamp_min(1e-12)
+
     def channel_importance(self) -> dict[str, float]:
-        """Non-negative weight per channel, summing to 1 (effective weights for "over")."""
+        """Non-negative weight per channel, summing to 1 (see the module docstring)."""
+        return dict(zip(self.channel_names, self.importance_vector().tolist(), strict=False))
+
+    def mixing_weights(self) -> dict[str, float]:
+        """The plain mean over K of the effective mixing weights (the readout before blend
+        relevance; kept for comparison)."""
         with torch.no_grad():
             imp = self.mixing.importance().detach().cpu().double().tolist()
         return dict(zip(self.channel_names, imp, strict=False))
@@ -83,6 +118,7 @@ class DcmixClassifier(nn.Module):
             "mode": self.mode,
             "temperature": self.temperature,
             "input_size": self.input_size,
+            "scale": self.scale.to_dict(),
         }
 
     def adapted(
@@ -106,6 +142,7 @@ class DcmixClassifier(nn.Module):
         new.head.to(next(self.parameters()).device)
         new.channel_names = channel_names
         new.normalisation = None
+        new.blend_relevance = None
         new.training_info = {"adapted_from": dict(self.training_info)}
         return new
 
@@ -118,6 +155,7 @@ class DcmixClassifier(nn.Module):
             new.head = nn.Linear(self.backbone.out_features, len(class_names))
         new.head.to(next(self.parameters()).device)
         new.class_names = class_names
+        new.blend_relevance = None  # measured with the old head
         return new
 
 
@@ -132,6 +170,7 @@ def build_model(
     seed: int = 0,
     pretrained_path: str | Path | None = None,
     download: bool = False,
+    scale: PixelScale | dict | None = None,
 ) -> DcmixClassifier:
     """A freshly initialised DCMIX classifier (deterministic for ``seed``; the global torch RNG
     is left as it was). ImageNet weights only with ``pretrained_path`` or ``download=True``."""
@@ -157,4 +196,5 @@ def build_model(
         backbone_name=backbone,
         input_size=input_size,
         training_info={"init_seed": int(seed)},
+        scale=PixelScale.from_dict(scale) if isinstance(scale, dict) else scale,
     )

@@ -199,24 +199,31 @@ def balanced_accuracy(confusion: np.ndarray) -> float:
 def balanced_accuracy_interval(
     confusion: np.ndarray, level: float = LEVEL, draws: int = 20_000, seed: int = 0
 ) -> tuple[float, float]:
-    """Central interval of the balanced accuracy's posterior (Brodersen et al., ICPR 2010):
-    each class's recall ~ Beta(correct + 1, wrong + 1) (a flat prior), the balanced accuracy
-    is their mean; its quantiles come from ``draws`` seeded samples. Honest with few wells:
-    4 of 4 correct in both classes gives about 0.66-0.99, not a point at 1."""
+    """Interval of the balanced accuracy's posterior (Brodersen et al., ICPR 2010): each
+    class's recall ~ Beta(correct + 1, wrong + 1) (a flat prior) and the balanced accuracy is
+    their mean; the interval is the shortest one holding ``level`` of ``draws`` seeded samples
+    (highest posterior density, widened to contain the observed value: 32 of 32 wells right
+    gives about 0.87-1.00). Honest with few wells: 4 of 4 right in both classes gives about
+    0.64-1.00, not a point at 1."""
     confusion = np.asarray(confusion, dtype=float)
     totals = confusion.sum(axis=1)
     correct = np.diag(confusion)
     present = totals > 0
     rng = np.random.default_rng(seed)
-    samples = np.stack(
-        [
-            rng.beta(c + 1.0, n - c + 1.0, size=draws)
-            for c, n in zip(correct[present], totals[present], strict=True)
-        ]
-    ).mean(axis=0)
-    tail = (1.0 - level) / 2
-    low, high = np.quantile(samples, [tail, 1.0 - tail])
-    return float(low), float(high)
+    samples = np.sort(
+        np.stack(
+            [
+                rng.beta(c + 1.0, n - c + 1.0, size=draws)
+                for c, n in zip(correct[present], totals[present], strict=True)
+            ]
+        ).mean(axis=0)
+    )
+    keep = int(np.ceil(level * draws))
+    widths = samples[keep - 1 :] - samples[: draws - keep + 1]
+    start = int(np.argmin(widths))
+    observed = balanced_accuracy(confusion)  # kept inside: the mean of two recalls near 1
+    low, high = float(samples[start]), float(samples[start + keep - 1])
+    return min(low, observed), max(high, observed)
 
 
 def mean_interval(values: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:

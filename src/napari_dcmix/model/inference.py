@@ -1,15 +1,22 @@
-"""Batched prediction on arrays and streamed prediction over whole plates.
+"""Batched prediction on arrays and streamed prediction over whole plates, at the model's scale.
+
+Each site is binned by the model's ``bin``; a whole-site model (``crop`` full) area-resizes it
+to its input size, a crop model tiles it with crops on a grid that covers it (``tile_grid``;
+``max_tiles`` caps the tiles per site, spread evenly) and averages the tiles' probabilities
+into the site. Sites are averaged into wells by ``PlatePredictions``. An ensemble's members'
+probabilities are averaged (its forward pass returns the log of their mean).
 
 ``predict_plate`` streams: a thread pool reads and decodes sites in a bounded window ahead of
 the forward pass, so memory stays bounded whatever the plate size, and reading overlaps compute.
 
-- CPU: the reader threads also resize and normalise each site (``preprocess``, the transform
-  training uses: an exact numpy block mean for integer factors, so no torch op and no extra
-  OpenMP thread team runs in the readers) and the main thread only stacks and runs the model.
+- CPU: the reader threads also bin, resize or tile, and normalise each site (``SitePrep``, the
+  transform training uses: exact numpy block means, so no torch op and no extra OpenMP thread
+  team runs in the readers) and the main thread only stacks and runs the model.
 - CUDA: the reader threads only read the raw site arrays (uint16 etc., no float conversion on
   the host); each batch is copied into a reused pinned buffer, transferred non-blocking, and
-  resized (``avg_pool2d`` for integer factors, which equals area interpolation, else
-  ``F.interpolate(mode="area")``) and normalised on the device before the autocast forward.
+  binned, resized (``avg_pool2d`` for integer factors, which equals area interpolation, else
+  ``F.interpolate(mode="area")``) or tiled, and normalised on the device before the autocast
+  forward.
 
 A CUDA out-of-memory error retries with half the batch, and at batch size 1 falls back to the
 CPU with a warning (raw batches are then preprocessed on the host). The device actually used is
@@ -31,19 +38,15 @@ import torch
 
 from napari_dcmix.errors import ModelError, PlateError
 from napari_dcmix.model.classifier import DcmixClassifier
-from napari_dcmix.model.data import (
-    Normaliser,
-    normalise_well,
-    preprocess,
-    resize_area,
-    site_name,
-)
+from napari_dcmix.model.data import Normaliser, normalise_well, site_name
 from napari_dcmix.model.device import resolve_device
 from napari_dcmix.model.predictions import (
     PlatePredictions,
     PredictProgress,
     SitePrediction,
 )
+from napari_dcmix.model.scale import check_max_tiles, tile_grid
+from napari_dcmix.model.sites import SitePrep
 from napari_dcmix.plate.normalise import check_finite
 
 __all__ = ["blended_images", "predict_arrays", "predict_plate", "predict_plate_all"]
@@ -83,19 +86,31 @@ _DEVICE_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.int32, n
 
 
 class _Runner:
-    """Forward passes with CUDA OOM handling (half batch, then CPU fallback).
+    """Forward passes at the model's scale, with CUDA OOM handling (half batch, then CPU).
 
-    ``runner(batch)`` takes preprocessed float32 (B, C, S, S); ``runner(batch, raw=True)``
-    takes raw sites (an array (B, C, H, W) or a sequence of (C, H, W) arrays of one shape and
-    dtype): on CUDA they are resized and normalised on the device, on the CPU on the host."""
+    ``runner(tiles)`` takes preprocessed float32 ``(B, T, C, S, S)`` (T inputs per site);
+    ``runner(sites, raw=True)`` takes raw sites (an array (B, C, H, W) or a sequence of
+    (C, H, W) arrays of one shape and dtype): on CUDA they are binned, resized or tiled and
+    normalised on the device, on the CPU on the host. Both return per-site probabilities
+    (B, n_classes), the mean over each site's T inputs."""
 
-    def __init__(self, model: DcmixClassifier, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: DcmixClassifier,
+        device: torch.device,
+        max_tiles: int | None = None,
+        chunk: int = 32,
+    ) -> None:
         self.normaliser = require_normalisation(model)
         self.model = model
         self.device = device
         self.net = _model_on(model, device)
-        self.max_batch: int | None = None
-        self.input_size = int(model.input_size)
+        self.scale = model.scale
+        self.max_tiles = check_max_tiles(max_tiles)
+        self.prep = SitePrep(self.scale, model.input_size, model.normalisation)
+        self.input_size = self.prep.input_size
+        self.chunk = max(1, int(chunk))  # inputs per forward pass
+        self.max_sites: int | None = None  # sites per device preprocessing (after an OOM)
         self._pinned: torch.Tensor | None = None
         self._device_norm: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -103,8 +118,16 @@ class _Runner:
     def preprocess_on_device(self) -> bool:
         return self.device.type == "cuda"
 
-    def _host_preprocess(self, raw: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack([preprocess(a, self.input_size, self.normaliser) for a in raw])
+    def tiles_per_site(self, shape: tuple[int, int], where: str = "the sites") -> int:
+        """Inputs per site of ``shape`` (ModelError when a crop does not fit)."""
+        self.scale.check_site(tuple(shape), where)
+        if self.scale.crop is None:
+            return 1
+        return len(tile_grid(self.scale.binned_shape(shape), self.scale.crop, self.max_tiles))
+
+    def host_tiles(self, raw: np.ndarray) -> np.ndarray:
+        """``(T, C, S, S)`` normalised inputs of one raw site (the reader threads' work)."""
+        return self.prep.tiles(raw, self.max_tiles)
 
     def _pin(self, raw: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         """Raw sites copied into a reused pinned host buffer (as a signed view for uint16/32).
@@ -135,6 +158,7 @@ class _Runner:
         return view
 
     def _device_preprocess(self, raw: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Raw sites -> ``(B * T, C, S, S)`` normalised inputs on the runner's device."""
         import torch.nn.functional as F
 
         dtype = np.asarray(raw[0]).dtype
@@ -143,9 +167,11 @@ class _Runner:
             t = t.to(torch.int64 if dtype.itemsize == 4 else torch.int32)
             t = t & _UNSIGNED_VIEWS[dtype][1]
         x = t.to(torch.float32)
+        if self.scale.bin > 1:  # exact block means; partial blocks at the edges dropped
+            x = F.avg_pool2d(x, kernel_size=self.scale.bin, stride=self.scale.bin)
         size = self.input_size
         h, w = x.shape[-2:]
-        if (h, w) != (size, size):
+        if self.scale.crop is None and (h, w) != (size, size):
             if h % size == 0 and w % size == 0:
                 f = (h // size, w // size)
                 x = F.avg_pool2d(x, kernel_size=f, stride=f)  # == area for integer factors
@@ -156,27 +182,51 @@ class _Runner:
             scale = torch.from_numpy(self.normaliser.scale[None]).to(x.device)
             self._device_norm = (low, scale)
         low, scale = self._device_norm
-        return (x - low) * scale
+        x = (x - low) * scale
+        if self.scale.crop is None:
+            return x
+        n = self.scale.crop
+        grid = tile_grid((h, w), n, self.max_tiles)
+        tiles = torch.stack([x[:, :, y : y + n, xx : xx + n] for y, xx in grid], dim=1)
+        return tiles.reshape(-1, x.shape[1], n, n)
 
-    def _forward(self, batch: Sequence[np.ndarray] | np.ndarray, raw: bool = False) -> np.ndarray:
-        if self.device.type == "cuda":
-            if raw:
-                t = self._device_preprocess(batch)
-            else:
-                t = torch.from_numpy(np.asarray(batch))
-                t = t.pin_memory().to(self.device, non_blocking=True)
-            ctx: Any = torch.autocast(device_type="cuda", dtype=torch.float16)
+    def _probs(self, t: torch.Tensor) -> np.ndarray:
+        """Class probabilities of inputs already on the device, ``chunk`` at a time."""
+        out = []
+        cuda = self.device.type == "cuda"
+        for i in range(0, len(t), self.chunk):
+            ctx: Any = (
+                torch.autocast(device_type="cuda", dtype=torch.float16)
+                if cuda
+                else contextlib.nullcontext()
+            )
+            with torch.inference_mode(), ctx:
+                logits = self.net(t[i : i + self.chunk])
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
+        return np.concatenate(out)
+
+    def _forward(self, batch: Sequence[np.ndarray] | np.ndarray, raw: bool) -> np.ndarray:
+        if raw and self.device.type == "cuda":
+            t = self._device_preprocess(batch)
+            n_sites = len(batch)
         else:
-            x = self._host_preprocess(batch) if raw else np.asarray(batch)
-            t = torch.from_numpy(x).to(self.device)
-            ctx = contextlib.nullcontext()
-        with torch.inference_mode(), ctx:
-            logits = self.net(t)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+            tiles = (
+                np.stack([self.host_tiles(np.asarray(a)) for a in batch])
+                if raw
+                else np.asarray(batch)
+            )
+            n_sites = tiles.shape[0]
+            flat = torch.from_numpy(tiles.reshape(-1, *tiles.shape[2:]))
+            if self.device.type == "cuda":
+                t = flat.pin_memory().to(self.device, non_blocking=True)
+            else:
+                t = flat.to(self.device)
+        probs = self._probs(t)
+        return probs.reshape(n_sites, -1, probs.shape[-1]).mean(axis=1)
 
     def __call__(self, batch: Sequence[np.ndarray] | np.ndarray, raw: bool = False) -> np.ndarray:
-        size = self.max_batch or len(batch)
         while True:
+            size = self.max_sites or len(batch)
             try:
                 return np.concatenate(
                     [self._forward(batch[i : i + size], raw) for i in range(0, len(batch), size)]
@@ -186,9 +236,9 @@ class _Runner:
                     raise
                 self._pinned = None
                 torch.cuda.empty_cache()
-                if size > 1:
-                    size = max(1, size // 2)
-                    self.max_batch = size
+                if self.chunk > 1 or size > 1:
+                    self.chunk = max(1, self.chunk // 2)
+                    self.max_sites = max(1, size // 2)
                     continue
                 warnings.warn(
                     f"CUDA ran out of memory even with batch size 1 on {self.device}; "
@@ -198,8 +248,7 @@ class _Runner:
                 )
                 self.device = torch.device("cpu")
                 self.net = _model_on(self.model, self.device)
-                self.max_batch = None
-                size = len(batch)
+                self.max_sites = None
 
 
 @contextlib.contextmanager
@@ -217,9 +266,11 @@ def predict_arrays(
     x: np.ndarray,
     batch_size: int = 64,
     device: str | torch.device = "auto",
+    max_tiles: int | None = None,
 ) -> np.ndarray:
     """Raw images x (N, C, H, W) -> class probabilities (N, n_classes), float64. Applies the same
-    preprocessing as training (area resize to the input size, stored normalisation)."""
+    preprocessing as training at the model's scale (bin, resize or tiles, stored
+    normalisation); a crop model averages each image's tiles."""
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[None]
@@ -230,19 +281,20 @@ def predict_arrays(
         )
     if batch_size < 1:
         raise ModelError(f"batch size: expected >= 1, found {batch_size}")
-    runner = _Runner(model, resolve_device(device))
-    size = model.input_size
+    runner = _Runner(model, resolve_device(device), max_tiles, chunk=batch_size)
+    if len(x):
+        tiles = runner.tiles_per_site(x.shape[-2:], "the images")
     out = []
     with _eval(model), _eval(runner.net):
-        for i in range(0, len(x), batch_size):
-            chunk = x[i : i + batch_size]
+        per_batch = max(1, batch_size // tiles) if len(x) else 1
+        for i in range(0, len(x), per_batch):
+            chunk = x[i : i + per_batch]
             for j, img in enumerate(chunk):
                 check_finite(img, f"image {i + j}")
             if runner.preprocess_on_device:
                 out.append(runner(chunk, raw=True))
                 continue
-            batch = np.stack([resize_area(img, size) for img in chunk])
-            out.append(runner(runner.normaliser(batch)))
+            out.append(runner(np.stack([runner.host_tiles(img) for img in chunk])))
     if not out:
         return np.zeros((0, len(model.class_names)))
     return np.concatenate(out)
@@ -265,9 +317,11 @@ def predict_plate(
     wells: Sequence[str] | None = None,
     should_stop: Callable[[], bool] | None = None,
     read_threads: int = 2,
+    max_tiles: int | None = None,
 ) -> Generator[PredictProgress, None, PlatePredictions]:
     """Stream a plate's sites through the model; yields progress after each batch, returns the
-    predictions (partial when ``should_stop()`` became true)."""
+    predictions (partial when ``should_stop()`` became true). ``batch_size`` counts network
+    inputs (tiles); a batch holds at least one whole site."""
     check_channels(model, plate)
     if batch_size < 1:
         raise ModelError(f"batch size: expected >= 1, found {batch_size}")
@@ -279,28 +333,28 @@ def predict_plate(
         if missing:
             raise PlateError(f"plate {plate.name!r} lacks well(s): {', '.join(missing)}")
     keys = [(w, int(s)) for w in well_list for s in plate.sites(w)]
-    runner = _Runner(model, resolve_device(device))
+    runner = _Runner(model, resolve_device(device), max_tiles, chunk=batch_size)
+    tiles = runner.tiles_per_site(tuple(plate.image_shape), f"the sites of plate {plate.name!r}")
+    per_batch = max(1, batch_size // tiles)  # sites per batch
     result = PlatePredictions(plate.name, list(model.class_names), str(runner.device))
     total = len(keys)
 
     on_device = runner.preprocess_on_device
-    normaliser = runner.normaliser
-    size = model.input_size
 
     def load(key: tuple[str, int]) -> np.ndarray:
-        """Read one site; on the CPU path also resize + normalise it (numpy only)."""
+        """Read one site; on the CPU path also bin, resize or tile and normalise it."""
         well, site = key
         name = site_name(plate, well, site)
         image = np.asarray(plate.read(well, site))
-        if not on_device:
-            return preprocess(image, size, normaliser, name)
         if image.ndim != 3:
             raise ModelError(f"{name}: expected (C, H, W), found shape {image.shape}")
         check_finite(image, name)
-        return image
+        return image if on_device else runner.host_tiles(image)
 
     threads = max(1, int(read_threads))
-    window = max(2 * batch_size, batch_size + 2 * threads)
+    window = max(2 * per_batch, per_batch + 2 * threads)
+    if tiles > 1:  # whole tiled sites are large: keep fewer of them in flight
+        window = max(2 * per_batch, per_batch + threads + 1)
     pending: deque[tuple[tuple[str, int], Future]] = deque()
     next_key = 0
     done = 0
@@ -316,7 +370,7 @@ def predict_plate(
                     next_key += 1
                 if should_stop is not None and should_stop():
                     break
-                n = min(batch_size, len(pending))
+                n = min(per_batch, len(pending))
                 batch_keys = [pending[i][0] for i in range(n)]
                 arrays = [pending.popleft()[1].result() for _ in range(n)]
                 # Refill before the forward pass so reading overlaps compute.
@@ -328,7 +382,7 @@ def predict_plate(
                 elif len({(a.shape, a.dtype) for a in arrays}) == 1:
                     probs = runner(arrays, raw=True)
                 else:  # mixed site shapes cannot share a device batch: preprocess on the host
-                    probs = runner(np.stack([preprocess(a, size, normaliser) for a in arrays]))
+                    probs = runner(np.stack([runner.host_tiles(a) for a in arrays]))
                 del arrays
                 for (well, site), p in zip(batch_keys, probs, strict=False):
                     result.sites.append(SitePrediction(well, site, p))
@@ -354,9 +408,9 @@ def predict_plate_all(model: DcmixClassifier, plate: Any, **kwargs: Any) -> Plat
 
 def blended_images(model: DcmixClassifier, image: np.ndarray) -> np.ndarray:
     """What the network sees of one raw site ``(C, H, W)``: its K blended images, float32
-    ``(K, H, W)``, after the model's stored normalisation, at the site's own pixels (no
-    resize), mixed with the model's learned weights."""
-    normaliser = require_normalisation(model)
+    ``(K, h, w)``, at the model's scale (binned; resized for a whole-site model) after the
+    stored normalisation, mixed with the learned weights (an ensemble's first member's)."""
+    require_normalisation(model)
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[0] != len(model.channel_names):
         raise ModelError(
@@ -364,7 +418,7 @@ def blended_images(model: DcmixClassifier, image: np.ndarray) -> np.ndarray:
             f"{model.channel_names}, found shape {arr.shape}"
         )
     check_finite(arr, "site")
-    x = normaliser(np.array(arr, dtype=np.float32))
+    x = SitePrep(model.scale, model.input_size, model.normalisation).prepared(arr)
     with torch.no_grad():
         weights = model.mixing.weights().detach().cpu().numpy().astype(np.float32)
     return np.tensordot(weights, x, axes=([1], [0])).astype(np.float32)

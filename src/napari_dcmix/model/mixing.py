@@ -58,6 +58,18 @@ class ChannelMixing(nn.Module):
                 logit = torch.log(a) - torch.log1p(-a)
                 self.logits.copy_((logit * self.temperature).expand(self.k, -1))
 
+    def randomise(self, std: float, seed: int) -> None:
+        """A random start: the uniform start plus Gaussian noise of ``std`` on every logit
+        (seeded, the global RNG untouched). Ensemble members start from different weights, so
+        weights the data does not determine stay apart and their spread shows it."""
+        self.reset_parameters()
+        if std <= 0:
+            return
+        gen = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(self.logits.shape, generator=gen) * float(std) * self.temperature
+        with torch.no_grad():
+            self.logits.add_(noise.to(self.logits.device, self.logits.dtype))
+
     def raw_weights(self) -> torch.Tensor:
         """softmax: alpha (K, C); over: the per-channel opacities a = sigmoid(w / tau) (K, C)."""
         z = self.logits / self.temperature

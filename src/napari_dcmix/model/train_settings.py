@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from napari_dcmix.errors import ModelError
-from napari_dcmix.model.classifier import DcmixClassifier
+from napari_dcmix.model.folds import HOLDOUTS
+from napari_dcmix.model.scale import FULL, parse_bin, parse_crop
 
 TRAIN_MODES = ("scratch", "mixing", "all")
 
@@ -76,8 +77,9 @@ class TrainConfig:
                             advanced=True, cli=None)  # fmt: skip
     read_threads: int = setting(2, "Read threads", "threads reading sites from the plate",
                                 minimum=1, maximum=64, advanced=True)  # fmt: skip
-    fresh_mixing: bool = setting(False, "Fresh mixing layer", "start a fresh mixing layer (the "
-                                 "model's stains differ from the plate's)")  # fmt: skip
+    fresh_mixing: bool = setting(False, "Fresh mixing layer", "fine-tuning: start a fresh "
+                                 "mixing layer and class head, keep the backbone (needed when "
+                                 "the model's stains differ from the plate's)")  # fmt: skip
     cosine_schedule: bool = setting(True, "Cosine schedule", "cosine learning-rate decay",
                                     advanced=True, cli=None)  # fmt: skip
     backbone: str = setting("small_cnn", "Backbone", "network behind the mixing layer (new "
@@ -98,6 +100,42 @@ class TrainConfig:
     pretrained_path: str | None = setting(None, "Pretrained weights", "local ImageNet state "
                                           "dict for a ResNet backbone", group="architecture",
                                           widget=False, cli=None)  # fmt: skip
+    bin: int | None = setting(None, "Bin", "binning factor applied to each site before the "
+                              "network (1 = the camera's pixels); default: the model's, else 1",
+                              minimum=1, maximum=32, group="scale")  # fmt: skip
+    crop: int | str | None = setting(None, "Crop", "side, in binned pixels, of the square the "
+                                     "network sees, or 'full' to resize the whole site; "
+                                     "default: the model's, else 128 (or the whole binned site "
+                                     "when it is smaller)", group="scale")  # fmt: skip
+    crops_per_site: int = setting(1, "Crops per site", "random crops of each labelled site per "
+                                  "epoch", minimum=1, maximum=256, group="scale",
+                                  advanced=True)  # fmt: skip
+    max_tiles: int | None = setting(None, "Max tiles", "tiles per site when held-out wells are "
+                                    "predicted (spread evenly); default: all", minimum=1,
+                                    maximum=10_000, group="scale", advanced=True)  # fmt: skip
+    ensemble: int = setting(5, "Ensemble", "independently seeded members; each holds out a fold "
+                            "of the wells, and their spread is each stain's interval",
+                            minimum=1, maximum=64, group="evidence")  # fmt: skip
+    holdout: str = setting("wells", "Hold out", "wells: cross-validation by well; plate: each "
+                           "member holds out a plate", choices=("wells", "plate"),
+                           group="evidence")  # fmt: skip
+    reference: str | None = setting(None, "Reference class", "class per-class importance is "
+                                    "measured against (default: control, DMSO, negative or neg, "
+                                    "else the largest class)", group="evidence",
+                                    advanced=True)  # fmt: skip
+    mixing_init_std: float = setting(0.5, "Mixing start spread", "standard deviation of the "
+                                     "random start of fresh mixing-layer logits: members start "
+                                     "apart, so weights the data does not settle stay apart",
+                                     minimum=0.0, maximum=10.0, group="evidence",
+                                     advanced=True)  # fmt: skip
+    balance: bool = setting(True, "Balance classes", "weigh the loss by inverse class "
+                            "frequency", group="evidence", advanced=True)  # fmt: skip
+    parallel: int | None = setting(None, "Parallel members", "members trained at the same "
+                                   "time in this process (default: one per CPU core, at most "
+                                   "the ensemble size)", minimum=1, maximum=64,
+                                   advanced=True)  # fmt: skip
+    cache_mb: int = setting(512, "Site cache (MB)", "memory for sites kept between epochs",
+                            minimum=0, maximum=1_000_000, advanced=True)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
@@ -114,11 +152,34 @@ class TrainConfig:
             ("temperature", self.temperature, lambda v: v > 0, "> 0"),
             ("input size", self.input_size, lambda v: v >= 8, ">= 8 pixels"),
             ("validation fraction", self.val_fraction, lambda v: 0 <= v < 1, "0 <= f < 1"),
+            ("crops per site", self.crops_per_site, lambda v: v >= 1, ">= 1"),
+            ("ensemble size", self.ensemble, lambda v: v >= 1, ">= 1"),
+            ("site cache", self.cache_mb, lambda v: v >= 0, ">= 0 MB"),
+            ("mixing start spread", self.mixing_init_std, lambda v: v >= 0, ">= 0"),
         )
         for what, value, ok, expected in checks:
             # NaN fails every comparison, so it is reported too
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok(value):
                 raise ModelError(f"training {what}: expected {expected}, found {value!r}")
+        for what, value in (("seed", self.seed),):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+                raise ModelError(
+                    f"training {what}: expected an integer from 0 to 2**63 - 1, found {value!r}"
+                )
+        for what, value in (("max tiles", self.max_tiles), ("parallel members", self.parallel)):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ModelError(f"training {what}: expected a positive integer, found {value!r}")
+        if self.bin is not None:
+            self.bin = parse_bin(self.bin)
+        if self.crop is not None:
+            parsed = parse_crop(self.crop)
+            self.crop = FULL if parsed is None else parsed
+        if self.holdout not in HOLDOUTS:
+            raise ModelError(f"hold out: expected one of {HOLDOUTS}, found {self.holdout!r}")
+        if self.reference is not None and not str(self.reference).strip():
+            raise ModelError("reference class: expected a class name, found an empty string")
 
 
 @dataclass
@@ -149,16 +210,21 @@ class TrainProgress:
     val_accuracy: float | None
     importance: dict[str, float]
     message: str
-    phase: str = "train"  # "read" | "train"
+    phase: str = "train"  # "read" | "train" | "evaluate"
     device: str = "cpu"  # the device training runs on ("cpu", "cuda:0", "mps")
+    member: int = 1  # which ensemble member (1-based) this event is about
+    members: int = 1
+    done: int = 0  # training steps done over all members (for one progress bar)
+    total: int = 0
 
 
 @dataclass
 class TrainResult:
-    model: DcmixClassifier | None  # trained copy; None when cancelled
+    model: Any | None  # the trained DcmixEnsemble; None when cancelled
     history: list[dict[str, Any]] = field(default_factory=list)
     importance: dict[str, float] = field(default_factory=dict)
     cancelled: bool = False
+    evidence: dict[str, Any] | None = None
 
 
 def settings_fields(cls: type = TrainConfig) -> list:

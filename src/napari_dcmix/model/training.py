@@ -1,10 +1,27 @@
-"""Training as a generator: yields TrainProgress, returns TrainResult.
+"""Training as a generator: yields TrainProgress, returns TrainResult (a DcmixEnsemble with its
+held-out evidence).
 
-``train`` (plates + labels) and ``train_arrays`` (in-memory arrays) share one implementation
-(``_fit``). The model passed in is never modified: training works on a deep copy and the
-result holds the trained copy. Bit-for-bit deterministic on CPU for a seed: model initialisation
-uses a forked RNG, shuffling and augmentation use a private ``torch.Generator``; on CUDA/MPS each
-step runs with ``torch.use_deterministic_algorithms`` (CPU kernels used are deterministic).
+``train`` (plates + labels) and ``train_arrays`` (in-memory arrays) share one implementation:
+a ``LabelledSet`` is built (no pixels read), then:
+
+1. the pixel scale is settled (the config's, else the given model's, else bin 1 and 128-pixel
+   crops, or the whole binned site when it is smaller) and checked against every plate;
+2. each ensemble member gets the wells it holds out (``folds.member_holdouts``);
+3. per-channel normalisation is estimated at the model's scale from sampled sites, and (crop
+   mode) each site's foreground is mapped on a thumbnail;
+4. the members train, in parallel threads when the machine has cores for it, on batches that
+   reader threads assemble while they train (``sites.BatchLoader``): random crops at new
+   positions every epoch, flips and turns, a class-balanced loss; then each member's BatchNorm
+   statistics are recalibrated, its blend relevance is measured (``readout.blend_relevance``)
+   and it predicts its held-out wells (tiles averaged into sites, sites into wells);
+5. with 3 or more classes, each member trains one-vs-reference mixing layers and heads on its
+   frozen backbone, one per class, whose readouts are the per-class importance;
+6. the evidence (out-of-fold confusion matrix, balanced accuracy with its interval, importance
+   means and intervals over members) is stored with the ensemble.
+
+The model passed in is never modified: training works on copies. Deterministic on the CPU for
+a seed (and a number of parallel members): every member has its own seeds for initialisation,
+sampling and augmentation; on CUDA/MPS each step runs with deterministic algorithms.
 """
 
 from __future__ import annotations
@@ -13,8 +30,12 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,15 +43,33 @@ import torch
 from torch import nn
 
 from napari_dcmix.errors import LabelsError, ModelError
+from napari_dcmix.model import evidence as ev
 from napari_dcmix.model.classifier import DcmixClassifier, build_model
-from napari_dcmix.model.data import check_labels, preprocess, read_labelled_sites
+from napari_dcmix.model.data import check_labels
 from napari_dcmix.model.device import resolve_device
-from napari_dcmix.model.train_settings import (
-    TrainConfig,
-    TrainProgress,
-    TrainResult,
+from napari_dcmix.model.ensemble import DcmixEnsemble, as_members
+from napari_dcmix.model.folds import member_holdouts
+from napari_dcmix.model.readout import blend_relevance
+from napari_dcmix.model.scale import FULL, PixelScale
+from napari_dcmix.model.sites import (
+    BatchLoader,
+    Foreground,
+    LabelledSet,
+    SiteCache,
+    SitePrep,
+    array_set,
+    estimate_stats,
+    foreground_map,
+    plan_epoch,
+    plate_set,
 )
-from napari_dcmix.plate.normalise import estimate_channel_stats, normalise
+from napari_dcmix.model.train_settings import TrainConfig, TrainProgress, TrainResult
+from napari_dcmix.plate.normalise import check_finite
+
+DEFAULT_CROP = 128
+RECALIBRATION_INPUTS = 512  # training inputs whose activations set the BatchNorm statistics
+RELEVANCE_INPUTS = 256  # training inputs the blend relevance is measured on
+REFERENCE_NAMES = ("control", "dmso", "negative", "neg")
 
 
 @contextlib.contextmanager
@@ -54,8 +93,10 @@ def _prepare_model(
     channel_names: list[str],
     class_names: list[str],
     config: TrainConfig,
+    seed: int | None = None,
 ) -> tuple[DcmixClassifier, list[str]]:
     """A fresh model or a deep copy of ``model`` fitting the data; returns it and notes."""
+    seed = config.seed if seed is None else seed
     notes: list[str] = []
     if model is None and config.mode == "mixing":
         raise ModelError("training mode 'mixing' fine-tunes a trained model: give one (--init)")
@@ -67,24 +108,29 @@ def _prepare_model(
                     "pretrained_path": config.pretrained_path}  # fmt: skip
         else:
             arch = {k: v for k, v in model.config().items() if k not in ("channel_names",
-                    "class_names")}  # fmt: skip
+                    "class_names", "members")}  # fmt: skip
             notes.append(
                 f"from scratch with the architecture of the given model ({model.backbone_name})"
             )
-        return build_model(channel_names, class_names, seed=config.seed, **arch), notes
-    if list(model.channel_names) != list(channel_names):
-        if not config.fresh_mixing:
-            raise ModelError(
-                f"the model's channels {list(model.channel_names)} differ from the plate's "
-                f"channels {list(channel_names)}; ask for a fresh mixing layer to fine-tune it "
-                "on these channels"
-            )
-        net = model.adapted(channel_names, seed=config.seed)
-        notes.append("fresh mixing layer for the new channels")
+        net = build_model(channel_names, class_names, seed=seed, **arch)
+        net.mixing.randomise(config.mixing_init_std, seed)
+        return net, notes
+    if list(model.channel_names) != list(channel_names) and not config.fresh_mixing:
+        raise ModelError(
+            f"the model's channels {list(model.channel_names)} differ from the plate's "
+            f"channels {list(channel_names)}; ask for a fresh mixing layer to fine-tune it "
+            "on these channels"
+        )
+    if config.fresh_mixing:
+        # the backbone is kept; the mixing layer and the class head start afresh, so the
+        # importance answers which stain separates these classes, not the model's old ones
+        net = model.adapted(channel_names, seed=seed).with_classes(class_names, seed=seed)
+        net.mixing.randomise(config.mixing_init_std, seed)
+        notes.append("fresh mixing layer and class head (backbone kept)")
     else:
         net = copy.deepcopy(model)
     if not set(class_names) <= set(net.class_names):
-        net = net.with_classes(class_names, seed=config.seed)
+        net = net.with_classes(class_names, seed=seed)
         notes.append(f"fresh class head for classes {class_names}")
     return net, notes
 
@@ -96,47 +142,87 @@ def _device_name(device: torch.device) -> str:
     return str(device)
 
 
-def _split(
-    y: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split by group (well): each class keeps at least one training group."""
-    rng = np.random.default_rng(seed)
-    val_groups: list[int] = []
-    if val_fraction > 0:
-        for cls in np.unique(y):
-            g = np.unique(groups[y == cls])
-            n_val = math.floor(len(g) * val_fraction)
-            if len(g) >= 2 and n_val == 0 and len(g) * val_fraction >= 0.5:
-                n_val = 1
-            n_val = min(n_val, len(g) - 1)
-            if n_val > 0:
-                val_groups += rng.permutation(g)[:n_val].tolist()
-    is_val = np.isin(groups, np.asarray(val_groups, dtype=groups.dtype))
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+def member_seed(seed: int, member: int) -> int:
+    """An independent 63-bit seed for ensemble member ``member`` of a run seeded ``seed``."""
+    return (
+        int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1, np.uint64)[0]) >> 1
+    )
 
 
-def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    n = xb.shape[0]
-    rots = torch.randint(0, 4, (n,), generator=gen).tolist()
-    flips = torch.randint(0, 2, (n,), generator=gen).tolist()
-    square = xb.shape[-1] == xb.shape[-2]
-    out = []
-    for i in range(n):
-        xi = xb[i]
-        if square and rots[i]:
-            xi = torch.rot90(xi, rots[i], dims=(1, 2))
-        if flips[i]:
-            xi = torch.flip(xi, dims=(2,))
-        out.append(xi)
-    return torch.stack(out)
+def resolve_scale(
+    config: TrainConfig, model: Any, shapes: Sequence[tuple[int, int]]
+) -> tuple[PixelScale, int]:
+    """``(scale, input size)``: the config's bin / crop, else the given model's, else bin 1
+    and a 128-pixel crop (the whole binned site when a site is smaller). Checked against
+    every site shape (ModelError naming both sizes when a crop does not fit)."""
+    base: PixelScale | None = getattr(model, "scale", None) if model is not None else None
+    bin_ = config.bin if config.bin is not None else (base.bin if base is not None else 1)
+    if config.crop is not None:
+        crop = None if config.crop == FULL else int(config.crop)
+    elif base is not None:
+        crop = base.crop
+    else:
+        smallest = min(min(PixelScale(bin=bin_).binned_shape(s)) for s in shapes)
+        crop = min(DEFAULT_CROP, smallest) if smallest >= 8 else None
+    scale = PixelScale(bin=bin_, crop=crop)
+    for shape in dict.fromkeys(tuple(s) for s in shapes):
+        scale.check_site(shape)
+    if crop is not None:
+        return scale, crop
+    return scale, int(model.input_size if model is not None else config.input_size)
 
 
-def _recalibrate_batchnorm(
-    net: nn.Module, x: torch.Tensor, idx: np.ndarray, batch: int, device
-) -> None:
-    """Running BatchNorm statistics = exact averages over the (unaugmented) training set, so
-    that prediction sees the statistics of the final weights. small_cnn and the ResNets all
-    use BatchNorm; only an experimental GroupNorm small_cnn has none (nothing to do)."""
+def reference_class(class_names: Sequence[str], counts: np.ndarray, given: str | None) -> str:
+    """The class per-class importance is measured against (see ``TrainConfig.reference``)."""
+    names = list(class_names)
+    if given is not None:
+        if given not in names:
+            raise LabelsError(
+                f"reference class {given!r} is not one of the labelled classes: {', '.join(names)}"
+            )
+        return given
+    for name in names:
+        if name.strip().lower() in REFERENCE_NAMES:
+            return name
+    return names[int(np.argmax(counts))]
+
+
+@dataclass
+class _Member:
+    """One ensemble member's job and, once trained, what it produced."""
+
+    number: int  # 0-based
+    net: DcmixClassifier
+    train_idx: np.ndarray  # site indices it trains on
+    heldout_idx: np.ndarray  # site indices it predicts afterwards
+    seed: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    site_probs: dict[int, np.ndarray] = field(default_factory=dict)  # held-out site -> probs
+    per_class: dict[str, np.ndarray] = field(default_factory=dict)  # class -> readout
+
+
+def _class_weights(y: np.ndarray, n_classes: int, balance: bool) -> torch.Tensor | None:
+    if not balance:
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _fixed_samples(
+    data: LabelledSet, idx: np.ndarray, scale: PixelScale, fg: dict, seed: int, limit: int
+) -> list:
+    """Up to ``limit`` unaugmented inputs of the sites ``idx`` at fixed, seeded positions."""
+    rng = np.random.default_rng([int(seed), 5])
+    chosen = rng.permutation(idx)[:limit] if len(idx) > limit else idx
+    return plan_epoch(data, np.sort(chosen), scale, fg, rng, 1, augment=False, shuffle=False)
+
+
+def _recalibrate_batchnorm(net: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Running BatchNorm statistics = exact averages over (a sample of) the unaugmented
+    training inputs, so that prediction sees the statistics of the final weights."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -146,52 +232,49 @@ def _recalibrate_batchnorm(
         m.momentum = None  # cumulative average
     net.train()
     with torch.no_grad():
-        step = max(batch, 2)
-        for i in range(0, len(idx), step):
-            xb = x[torch.from_numpy(idx[i : i + step])]
+        for xb in batches:
             if len(xb) > 1:
-                net(xb.to(device))
+                net(xb)
     for m, mom in zip(bns, momenta, strict=True):
         m.momentum = mom
 
 
-def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device) -> float:
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            logits = net(x[i : i + batch].to(device))
-            correct += int((logits.argmax(1).cpu() == y[i : i + batch]).sum())
-    return correct / max(1, len(x))
+class _Context:
+    """What every member of one run shares."""
+
+    def __init__(self, data, prep, loader, fg, config, device, device_name, total_steps, stop):
+        self.data: LabelledSet = data
+        self.prep: SitePrep = prep
+        self.loader: BatchLoader = loader
+        self.fg: dict[int, Foreground | None] = fg
+        self.config: TrainConfig = config
+        self.device = device
+        self.device_name = device_name
+        self.total_steps = total_steps
+        self.stop = stop
+        self.done_steps = 0
+        self.lock = threading.Lock()
+
+    def step_done(self) -> int:
+        with self.lock:
+            self.done_steps += 1
+            return self.done_steps
 
 
-def _fit(
-    net: DcmixClassifier,
-    x: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
+def _fit_member(
+    ctx: _Context,
+    job: _Member,
+    members: int,
     config: TrainConfig,
-    should_stop: Callable[[], bool] | None,
-    info: dict[str, Any],
-) -> Generator[TrainProgress, None, TrainResult]:
-    """x: resized (N, C, S, S) float32, not normalised; trains ``net`` in place (a copy)."""
-    if len(x) == 0:
-        raise ModelError("empty training set: no labelled images")
-    if len(np.unique(y)) < 2:
-        raise LabelsError(
-            f"labels: at least 2 classes are needed to train, found {len(np.unique(y))}"
-        )
-    device = resolve_device(config.device)
-    device_name = _device_name(device)
-    stats = estimate_channel_stats(
-        x, max_sites=256, seed=config.seed, channel_names=net.channel_names
-    )
-    xt = torch.from_numpy(normalise(x, stats, inplace=True))  # x is ours: resized copies
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    train_idx, val_idx = _split(np.asarray(y), np.asarray(groups), config.val_fraction, config.seed)
-    if len(train_idx) == 0:
-        raise ModelError("empty training set after the validation split")
-    x_val, y_val = xt[val_idx], yt[val_idx]
+    data: LabelledSet | None = None,
+    label: str = "",
+    phase: str = "train",
+) -> Generator[TrainProgress, None, _Member | None]:
+    """Train one member in place (a copy); returns it, or None when cancelled."""
+    data = data if data is not None else ctx.data
+    net, device = job.net, ctx.device
+    scale = ctx.prep.scale
+    rng = np.random.default_rng([job.seed, 3])
     net.to(device)
     frozen = config.mode == "mixing"
     for p in net.backbone.parameters():
@@ -206,32 +289,31 @@ def _fit(
             {"params": other, "lr": config.lr, "weight_decay": config.weight_decay},
         ]
     )
-    steps = math.ceil(len(train_idx) / config.batch_size)
-    total_steps = steps * config.epochs
+    n_samples = len(job.train_idx) * config.crops_per_site
+    steps = math.ceil(n_samples / config.batch_size)
     sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps * config.epochs)
         if config.cosine_schedule
         else None
     )
-    gen = torch.Generator().manual_seed(int(config.seed))
-    loss_fn = nn.CrossEntropyLoss()
-    history: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
+    weights = _class_weights(data.y[job.train_idx], len(net.class_names), config.balance)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
+    y_all = torch.from_numpy(data.y)
+    what = f"member {job.number + 1}/{members}{label}"
     for epoch in range(1, config.epochs + 1):
         net.train()
         if frozen:
             net.backbone.eval()  # frozen backbone: keep its BatchNorm statistics too
-        perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+        samples = plan_epoch(
+            data, job.train_idx, scale, ctx.fg, rng, config.crops_per_site, config.augment
+        )
         loss_sum, correct, seen = 0.0, 0, 0
-        for step in range(1, steps + 1):
-            if should_stop is not None and should_stop():
-                return TrainResult(model=None, history=history, cancelled=True)
-            idx = perm[(step - 1) * config.batch_size : step * config.batch_size]
-            xb, yb = xt[idx], yt[idx]
-            if config.augment:
-                xb = _augment(xb, gen)
+        for step, (xb_np, idx) in enumerate(
+            ctx.loader.batches(samples, config.batch_size, ctx.stop), start=1
+        ):
+            yb = y_all[torch.from_numpy(idx)]
             with _deterministic(device):
-                xb, yb_d = xb.to(device), yb.to(device)
+                xb, yb_d = torch.from_numpy(xb_np).to(device), yb.to(device)
                 logits = net(xb)
                 loss = loss_fn(logits, yb_d)
                 opt.zero_grad(set_to_none=True)
@@ -242,78 +324,431 @@ def _fit(
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.detach().argmax(1).cpu() == yb).sum())
             seen += len(idx)
+            done = ctx.step_done()
             yield TrainProgress(
-                epoch=epoch,
-                epochs=config.epochs,
-                step=step,
-                steps=steps,
-                loss=loss_sum / seen,
-                train_accuracy=correct / seen,
-                val_accuracy=history[-1]["val_accuracy"] if history else None,
+                epoch=epoch, epochs=config.epochs, step=step, steps=steps,
+                loss=loss_sum / seen, train_accuracy=correct / seen, val_accuracy=None,
                 importance=net.channel_importance(),
-                message=f"epoch {epoch}/{config.epochs} step {step}/{steps} "
+                message=f"{what} epoch {epoch}/{config.epochs} step {step}/{steps} "
                 f"loss {loss_sum / seen:.4f}",
-                device=device_name,
-            )
-        val_acc = None
-        if len(val_idx) or epoch == config.epochs:
-            with _deterministic(device):
-                if not frozen:  # running BN statistics of the current weights
-                    _recalibrate_batchnorm(net, xt, train_idx, config.batch_size, device)
-                if len(val_idx):
-                    val_acc = _accuracy(net, x_val, y_val, max(config.batch_size, 64), device)
+                phase=phase, device=ctx.device_name, member=job.number + 1, members=members,
+                done=done, total=ctx.total_steps,
+            )  # fmt: skip
+        if ctx.stop is not None and ctx.stop():
+            return None
         record = {
+            "member": job.number + 1,
             "epoch": epoch,
-            "loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_accuracy": val_acc,
+            "loss": loss_sum / max(1, seen),
+            "train_accuracy": correct / max(1, seen),
+            "val_accuracy": None,
             "importance": net.channel_importance(),
         }
-        history.append(record)
-        val_text = "" if val_acc is None else f" val acc {val_acc:.3f}"
+        job.history.append(record)
         yield TrainProgress(
-            epoch=epoch,
-            epochs=config.epochs,
-            step=steps,
-            steps=steps,
-            loss=record["loss"],
-            train_accuracy=record["train_accuracy"],
-            val_accuracy=val_acc,
+            epoch=epoch, epochs=config.epochs, step=steps, steps=steps, loss=record["loss"],
+            train_accuracy=record["train_accuracy"], val_accuracy=None,
             importance=record["importance"],
-            message=f"epoch {epoch}/{config.epochs} done: loss {record['loss']:.4f} "
-            f"train acc {record['train_accuracy']:.3f}{val_text}",
-            device=device_name,
-        )
+            message=f"{what} epoch {epoch}/{config.epochs} done: loss {record['loss']:.4f} "
+            f"train acc {record['train_accuracy']:.3f}",
+            phase=phase, device=ctx.device_name, member=job.number + 1, members=members,
+            done=ctx.done_steps, total=ctx.total_steps,
+        )  # fmt: skip
+    fixed = _fixed_samples(data, job.train_idx, scale, ctx.fg, job.seed, RECALIBRATION_INPUTS)
+    with torch.no_grad():
+        batches = [
+            torch.from_numpy(xb).to(device)
+            for xb, _ in ctx.loader.batches(fixed, max(config.batch_size, 2), ctx.stop)
+        ]
+    if ctx.stop is not None and ctx.stop():
+        return None
+    with _deterministic(device):
+        if not frozen:
+            _recalibrate_batchnorm(net, batches)
+        net.eval()
+        used = []
+        left = RELEVANCE_INPUTS
+        for xb in batches:
+            used.append(xb[:left])
+            left -= len(used[-1])
+            if left <= 0:
+                break
+        net.blend_relevance = [float(v) for v in blend_relevance(net, used)]
     for p in net.parameters():
         p.requires_grad_(True)
-    net.to("cpu").eval()
-    net.normalisation = stats
-    net.training_info = {
+    return job
+
+
+def _predict_sites(ctx: _Context, net: nn.Module, idx: np.ndarray) -> dict[int, np.ndarray]:
+    """Class probabilities of whole sites: tiles (or the resized site) averaged."""
+    out: dict[int, np.ndarray] = {}
+    net.eval()
+    cap = ctx.config.max_tiles
+    with torch.no_grad(), _deterministic(ctx.device):
+        for i in idx.tolist():
+            if ctx.stop is not None and ctx.stop():
+                break
+            tiles = ctx.prep.tiles(ctx.data.source.read(ctx.data.keys[i]), cap)
+            probs = []
+            for start in range(0, len(tiles), 64):
+                x = torch.from_numpy(tiles[start : start + 64]).to(ctx.device)
+                probs.append(torch.softmax(net(x).float(), dim=1).cpu().numpy())
+            out[i] = np.concatenate(probs).mean(axis=0).astype(np.float64)
+    return out
+
+
+def _run_jobs(
+    jobs: list[Callable[[], Generator[TrainProgress, None, Any]]],
+    workers: int,
+    stop: threading.Event,
+    user_stop: Callable[[], bool] | None,
+) -> Generator[TrainProgress, None, list[Any]]:
+    """Run independent generator jobs (in this thread, or in ``workers`` threads); yields their
+    progress as it comes and returns their results in job order. Only this thread calls
+    ``user_stop`` (it need not be thread-safe); jobs watch ``stop``, which it sets."""
+    results: list[Any] = [None] * len(jobs)
+
+    def check() -> None:
+        if user_stop is not None and user_stop():
+            stop.set()
+
+    if workers <= 1 or len(jobs) <= 1:
+        for i, make in enumerate(jobs):
+            gen = make()
+            while True:
+                try:
+                    item = next(gen)
+                except StopIteration as done:
+                    results[i] = done.value
+                    break
+                yield item
+                check()
+            if stop.is_set():
+                break
+        return results
+    events: queue.Queue = queue.Queue()  # unbounded: a worker never blocks on it
+    todo = list(range(len(jobs)))
+    todo_lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                with todo_lock:
+                    if not todo:
+                        return
+                    i = todo.pop(0)
+                gen = jobs[i]()
+                while True:
+                    try:
+                        item = next(gen)
+                    except StopIteration as done:
+                        events.put(("done", i, done.value))
+                        break
+                    events.put(("event", i, item))
+        except BaseException as exc:  # re-raised in the caller's thread
+            stop.set()
+            events.put(("error", -1, exc))
+        finally:
+            events.put(("exit", -1, None))
+
+    threads = [
+        threading.Thread(target=worker, name=f"dcmix-member-{n}", daemon=True)
+        for n in range(min(workers, len(jobs)))
+    ]
+    for t in threads:
+        t.start()
+    running, error, finished = len(threads), None, False
+    try:
+        while running:
+            check()
+            try:
+                kind, i, item = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if kind == "event":
+                yield item
+            elif kind == "done":
+                results[i] = item
+            elif kind == "error":
+                error = error or item
+            else:
+                running -= 1
+        finished = True
+    finally:
+        if not finished:  # the consumer closed us, or an exception: stop the workers
+            stop.set()
+        for t in threads:
+            t.join()
+    if error is not None:
+        raise error
+    return results
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    prev = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _workers(config: TrainConfig, n_jobs: int, device: torch.device) -> int:
+    if config.parallel is not None:
+        return max(1, min(config.parallel, n_jobs))
+    if device.type != "cpu":
+        return 1  # one accelerator: members take turns
+    return max(1, min(n_jobs, torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def _evidence(
+    data: LabelledSet,
+    jobs: list[_Member],
+    scheme: str,
+    reference: str | None,
+    per_class_names: list[str],
+    seed: int,
+) -> dict[str, Any]:
+    channels, classes = data.channel_names, data.class_names
+    members = np.stack([j.net.importance_vector().numpy() for j in jobs])
+    importance, interval = ev.importance_summary(channels, members)
+    # out of fold: each held-out well's probabilities = mean over its sites (and over the
+    # members that held it out, with leave-one-plate-out and more members than plates)
+    by_well: dict[int, list[np.ndarray]] = {}
+    for job in jobs:
+        for i, p in job.site_probs.items():
+            by_well.setdefault(int(data.groups[i]), []).append(p)
+    held_out = None
+    if by_well:
+        truth = data.group_labels()
+        confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+        for g, probs in by_well.items():
+            confusion[truth[g], int(np.argmax(np.mean(probs, axis=0)))] += 1
+        low, high = ev.balanced_accuracy_interval(confusion, seed=seed)
+        held_out = {
+            "balanced_accuracy": ev.balanced_accuracy(confusion),
+            "interval": [low, high],
+            "n_wells": int(confusion.sum()),
+            "confusion": confusion.tolist(),
+            "level": "well",
+        }
+    per_class: dict[str, dict[str, float]] = {}
+    per_class_interval: dict[str, dict[str, list[float]]] = {}
+    for cls in per_class_names:
+        values = np.stack([j.per_class[cls] for j in jobs if cls in j.per_class])
+        imp, ivl = ev.importance_summary(channels, values)
+        per_class[cls] = imp
+        if ivl is not None:
+            per_class_interval[cls] = ivl
+    return {
+        "version": ev.EVIDENCE_VERSION,
+        "scheme": scheme,
+        "classes": list(classes),
+        "channels": list(channels),
+        "chance": 1.0 / len(classes),
+        "held_out": held_out,
+        "readout": "blend relevance (occlusion) x mixing weights"
+        if jobs[0].net.k > 1
+        else "mixing weights (K = 1)",
+        "importance": importance,
+        "interval": interval,
+        "members": [dict(zip(channels, m.tolist(), strict=True)) for m in members],
+        "reference": reference if per_class else None,
+        "per_class": per_class,
+        "per_class_interval": per_class_interval,
+    }
+
+
+def _train_set(
+    model: Any,
+    data: LabelledSet,
+    config: TrainConfig,
+    should_stop: Callable[[], bool] | None,
+    info: dict[str, Any],
+) -> Generator[TrainProgress, None, TrainResult]:
+    t0 = time.perf_counter()
+    classes, channels = data.class_names, data.channel_names
+    present = np.unique(data.y)
+    if len(present) < 2:
+        raise LabelsError(f"labels: at least 2 classes are needed to train, found {len(present)}")
+    device = resolve_device(config.device)  # fails before reading sites
+    device_name = _device_name(device)
+    base_members = as_members(model)
+    shapes = [data.source.shape(k) for k in {k.source: k for k in data.keys}.values()]
+    scale, input_size = resolve_scale(config, base_members[0] if base_members else None, shapes)
+    counts = np.bincount(data.group_labels(), minlength=len(classes))
+    ref = reference_class(classes, counts, config.reference)
+    holdouts, scheme = member_holdouts(
+        data.group_labels(), data.group_source, config.ensemble, config.holdout, config.seed,
+        config.val_fraction,
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def stopped() -> bool:
+        if should_stop is not None and should_stop():
+            stop.set()
+        return stop.is_set()
+
+    # the members, built here (seeded construction uses the global RNG: not in threads)
+    jobs: list[_Member] = []
+    notes: list[str] = []
+    all_idx = np.arange(len(data))
+    for m, mask in enumerate(holdouts):
+        base = base_members[m % len(base_members)] if base_members else None
+        seed = member_seed(config.seed, m)
+        net, member_notes = _prepare_model(base, channels, classes, config, seed=seed)
+        net.scale, net.input_size = scale, input_size
+        notes = notes or member_notes
+        held = np.isin(data.groups, np.flatnonzero(mask))
+        train_idx = all_idx[~held]
+        if len(np.unique(data.y[train_idx])) < 2:
+            raise ModelError(
+                f"member {m + 1} of the ensemble would train on one class only after holding "
+                f"out its wells ({scheme}): label more wells of each class"
+            )
+        jobs.append(_Member(m, net, train_idx, all_idx[held], seed))
+    for note in notes:
+        yield TrainProgress(0, config.epochs, 0, 0, None, None, None, {}, note, phase="read",
+                            device=device_name, members=len(jobs))  # fmt: skip
+    yield TrainProgress(0, config.epochs, 0, 1, None, None, None, {},
+                        f"estimating the normalisation ({scale})", phase="read",
+                        device=device_name, members=len(jobs))  # fmt: skip
+    stats = estimate_stats(data, all_idx, scale, input_size, config.seed, stopped)
+    if stats is None:
+        return TrainResult(model=None, cancelled=True)
+    fg: dict[int, Foreground | None] = {}
+    if scale.crop is not None:
+        for n, i in enumerate(all_idx.tolist(), start=1):
+            if stopped():
+                return TrainResult(model=None, cancelled=True)
+            fg[i] = foreground_map(data.source, data.keys[i], scale, stats)
+            if n == len(all_idx) or n % 16 == 0:
+                yield TrainProgress(0, config.epochs, n, len(all_idx), None, None, None, {},
+                                    f"mapping where sites have signal {n}/{len(all_idx)}",
+                                    phase="read", device=device_name,
+                                    members=len(jobs))  # fmt: skip
+    prep = SitePrep(scale, input_size, stats)
+    cache = SiteCache(config.cache_mb * 2**20)
+    loader = BatchLoader(data, prep, cache, config.read_threads)
+    steps_of = [math.ceil(len(j.train_idx) * config.crops_per_site / config.batch_size)
+                for j in jobs]  # fmt: skip
+    n_other = len(classes) - 1 if len(classes) >= 3 else 0
+    total = sum(steps_of) * config.epochs * (1 + n_other)
+    ctx = _Context(data, prep, loader, fg, config, device, device_name, total, stop.is_set)
+    for job in jobs:
+        job.net.normalisation = stats
+
+    def member_job(job: _Member) -> Callable[[], Generator]:
+        def run() -> Generator[TrainProgress, None, _Member | None]:
+            done = yield from _fit_member(ctx, job, len(jobs), config)
+            if done is None:
+                return None
+            job.site_probs = _predict_sites(ctx, job.net, job.heldout_idx)
+            return job
+
+        return run
+
+    workers = _workers(config, len(jobs), device)
+    threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else 1
+    with _torch_threads(threads) if workers > 1 else contextlib.nullcontext():
+        finished = yield from _run_jobs([member_job(j) for j in jobs], workers, stop, stopped)
+        if stopped() or any(f is None for f in finished):
+            return TrainResult(model=None, cancelled=True)
+        others = [c for c in classes if c != ref] if n_other else []
+        if others:
+            per_class_jobs = [
+                _per_class_job(ctx, job, len(jobs), config, ref, cls)  # nets built here
+                for job in jobs
+                for cls in others
+            ]
+            outcomes = yield from _run_jobs(per_class_jobs, workers, stop, stopped)
+            if stopped() or any(o is None for o in outcomes):
+                return TrainResult(model=None, cancelled=True)
+            for (job_i, cls), readout in zip(
+                [(j, c) for j in range(len(jobs)) for c in others], outcomes, strict=True
+            ):
+                jobs[job_i].per_class[cls] = readout
+    evidence = _evidence(data, jobs, scheme, ref, others, config.seed)
+    history = [rec for job in jobs for rec in job.history]
+    members = []
+    for job in jobs:
+        net = job.net.to("cpu").eval()
+        net.training_info = {
+            "member": job.number + 1,
+            "seed": job.seed,
+            "n_train_sites": len(job.train_idx),
+            "n_heldout_sites": len(job.heldout_idx),
+            "final": {k: v for k, v in job.history[-1].items() if k != "importance"},
+        }
+        members.append(net)
+    training_info = {
         **dataclasses.asdict(config),
         **info,
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
+        "notes": notes,
+        "scale": scale.to_dict(),
+        "input_size": input_size,
+        "n_sites": len(data),
+        "n_wells": len(data.group_names),
+        "members": len(jobs),
+        "holdout_scheme": scheme,
+        "parallel_members": workers,
         "train_seconds": round(time.perf_counter() - t0, 3),
         "device_used": device_name,
-        "final": {k: v for k, v in history[-1].items() if k != "importance"},
         "torch_version": str(torch.__version__),
     }
-    return TrainResult(model=net, history=history, importance=net.channel_importance())
+    ensemble = DcmixEnsemble(members, evidence=evidence, training_info=training_info)
+    return TrainResult(
+        model=ensemble,
+        history=history,
+        importance=ensemble.channel_importance(),
+        evidence=evidence,
+    )
+
+
+def _per_class_job(
+    ctx: _Context, job: _Member, members: int, config: TrainConfig, ref: str, cls: str
+) -> Callable[[], Generator]:
+    """One-vs-reference: a fresh mixing layer and binary head on the member's frozen backbone,
+    trained on its sites of the two classes; the job returns the readout (C,). The network is
+    built now, in the caller's thread (seeded construction uses torch's global RNG)."""
+    data = ctx.data
+    ref_i, cls_i = data.class_names.index(ref), data.class_names.index(cls)
+    y = np.full(len(data), -1, dtype=np.int64)
+    y[data.y == ref_i], y[data.y == cls_i] = 0, 1
+    pair = dataclasses.replace(data, y=np.where(y < 0, 0, y), class_names=[ref, cls])
+    idx = job.train_idx[y[job.train_idx] >= 0]
+    seed = member_seed(job.seed, 1 + cls_i)
+    net = job.net.adapted(data.channel_names, [ref, cls], seed=seed)
+    net.mixing.randomise(config.mixing_init_std, seed)
+    net.normalisation = job.net.normalisation
+    sub = _Member(job.number, net, idx, np.empty(0, dtype=np.int64), seed)
+    cfg = dataclasses.replace(config, mode="mixing")
+
+    def run() -> Generator[TrainProgress, None, np.ndarray | None]:
+        done = yield from _fit_member(
+            ctx, sub, members, cfg, data=pair, label=f", {cls} vs {ref}", phase="per-class"
+        )
+        return None if done is None else done.net.importance_vector().numpy()
+
+    return run
 
 
 def train_arrays(
-    model: DcmixClassifier | None,
+    model: DcmixClassifier | DcmixEnsemble | None,
     x: np.ndarray,
     y: Sequence[Any] | np.ndarray,
     config: TrainConfig | None = None,
     should_stop: Callable[[], bool] | None = None,
     channel_names: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
-    groups: np.ndarray | None = None,
+    *,
+    groups: np.ndarray,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train on in-memory raw images x (N, C, H, W) with labels y (class names, or indices into
-    ``class_names`` / the model's classes). Images are resized (area) to the model's input size
-    and normalised with stats estimated from x, as in ``train``."""
+    ``class_names`` / the model's classes) and ``groups``: the well of each image (images of
+    one well always fall on the same side of a held-out split). The same pipeline as
+    ``train``: the model's scale, normalisation estimated from x, an ensemble with evidence."""
     config = config or TrainConfig()
     x = np.asarray(x)
     if x.ndim != 4:
@@ -344,25 +779,25 @@ def train_arrays(
     )
     if len(channels) != x.shape[1]:
         raise ModelError(f"expected {len(channels)} channels {channels}, found {x.shape[1]}")
-    net, notes = _prepare_model(model, channels, names, config)
-    index = {c: i for i, c in enumerate(net.class_names)}
+    for i in range(len(x)):
+        check_finite(x[i], f"image {i}")
+    index = {c: i for i, c in enumerate(names)}
     y_idx = np.array([index[v] for v in labels], dtype=np.int64)
-    xr = np.stack([preprocess(img, net.input_size, None, f"image {i}") for i, img in enumerate(x)])
-    g = np.arange(len(x)) if groups is None else np.asarray(groups)
-    info = {"notes": notes, "source": "arrays"}
-    return (yield from _fit(net, xr, y_idx, g, config, should_stop, info))
+    data = array_set(x, y_idx, groups, channels, names)
+    info = {"source": "arrays"}
+    return (yield from _train_set(model, data, config, should_stop, info))
 
 
 def train(
-    model: DcmixClassifier | None,
+    model: DcmixClassifier | DcmixEnsemble | None,
     plates: Any,
     labels: dict[str, str] | Sequence[dict[str, str]],
     config: TrainConfig | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
-    """Train on labelled wells of one plate or several (one labels dict per plate). Reads each
-    labelled site once (resized to the input size), then trains a copy of ``model`` (or a new
-    model when ``model`` is None)."""
+    """Train on labelled wells of one plate or several (one labels dict per plate): an
+    ensemble of ``config.ensemble`` members with held-out evidence (see the module docstring).
+    Sites are read while training runs; nothing is held in memory beyond a bounded cache."""
     config = config or TrainConfig()
     plate_list = list(plates) if isinstance(plates, (list, tuple)) else [plates]
     label_list = [labels] if isinstance(labels, dict) else list(labels)
@@ -376,40 +811,6 @@ def train(
                 f"plates have different channels: {plate_list[0].name!r} {channels}, "
                 f"{p.name!r} {list(p.channels)}"
             )
-    net, notes = _prepare_model(model, channels, classes, config)
-    device_name = _device_name(resolve_device(config.device))  # fails before reading sites
-    for note in notes:
-        yield TrainProgress(0, config.epochs, 0, 0, None, None, None, net.channel_importance(),
-                            note, phase="read", device=device_name)  # fmt: skip
-    reader = read_labelled_sites(
-        plate_list, label_list, net.class_names, net.input_size, config.read_threads, should_stop
-    )
-    while True:
-        try:
-            done, total = next(reader)
-        except StopIteration as stop:
-            sites = stop.value
-            break
-        if done == total or done % 8 == 0:
-            yield TrainProgress(
-                0,
-                config.epochs,
-                done,
-                total,
-                None,
-                None,
-                None,
-                net.channel_importance(),
-                f"reading sites {done}/{total}",
-                phase="read",
-                device=device_name,
-            )
-    if sites is None:
-        return TrainResult(model=None, cancelled=True)
-    info = {
-        "notes": notes,
-        "plates": [p.name for p in plate_list],
-        "n_sites": len(sites.y),
-        "n_wells": sum(len(lab) for lab in label_list),
-    }
-    return (yield from _fit(net, sites.x, sites.y, sites.groups, config, should_stop, info))
+    data = plate_set(plate_list, label_list, classes)
+    info = {"plates": [p.name for p in plate_list], "n_labelled_wells": len(data.group_names)}
+    return (yield from _train_set(model, data, config, should_stop, info))

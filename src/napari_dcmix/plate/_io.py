@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,6 +64,91 @@ def image_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
         raise PlateError(f"image file {path} is missing") from None
     except Exception as exc:
         raise PlateError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+
+
+def entry_problem(entry: os.DirEntry | Path) -> str | None:
+    """Why a folder entry named like an image cannot be read as one (a broken symbolic link,
+    a symbolic link loop, a folder, a FIFO, a socket or device), else None. A symbolic link
+    to a regular file is fine. One ``stat`` at most (none for a regular ``DirEntry``)."""
+    path = Path(entry.path) if isinstance(entry, os.DirEntry) else Path(entry)
+    if isinstance(entry, os.DirEntry) and entry.is_file(follow_symlinks=False):
+        return None
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except FileNotFoundError:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return "has disappeared"
+        return f"is a broken symbolic link (to {target}, which does not exist)"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop (it never reaches a file)"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not an image file"
+    return "is a socket or device, not an image file"
+
+
+def scan_folder(
+    folder: Path, parse: Callable[[str], object | None]
+) -> tuple[list[tuple[Path, object]], list[str]]:
+    """``([(path, key)], problems)``: the entries of ``folder`` whose name ``parse`` turns into
+    a key (hidden names skipped), split into readable files and one sentence per entry that is
+    named like an image but cannot be read as one (see ``entry_problem``); sorted by name."""
+    found: list[tuple[Path, object]] = []
+    problems: list[str] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise PlateError(f"cannot list folder {folder}: {exc.strerror or exc}") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        key = parse(entry.name)
+        if key is None:
+            continue
+        problem = entry_problem(entry)
+        if problem is None:
+            found.append((Path(entry.path), key))
+        else:
+            problems.append(f"{entry.name} {problem}")
+    return found, problems
+
+
+def warn_unreadable(folder: Path, problems: Sequence[str], stacklevel: int = 3) -> None:
+    """One PlateWarning naming every entry that looks like an image but cannot be read."""
+    if not problems:
+        return
+    shown = "; ".join(problems[:10]) + (
+        f"; ... {len(problems) - 10} more" if len(problems) > 10 else ""
+    )
+    warnings.warn(
+        f"{folder}: skipped {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} named "
+        f"like an image that cannot be read as one: {shown}",
+        PlateWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The text of a small metadata file as UTF-8 (a BOM is dropped); PlateError naming the
+    file when it cannot be read or is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlateError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlateError(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start} cannot be decoded; save it as UTF-8"
+        ) from None
 
 
 def walk_files(root: Path, max_depth: int = 4) -> Iterator[Path]:
@@ -212,43 +299,91 @@ class TiffMapper:
 
 
 class ChannelFilesPlate(Plate):
-    """A plate stored as one 2-D image file per (well, site, channel)."""
+    """A plate stored as one 2-D image file per (well, site, channel).
 
-    def __init__(self, *, files: Mapping[tuple[str, int], Sequence[Path]], **kwargs) -> None:
+    ``files[(well, site)]`` holds one entry per channel: a path, or a tuple of paths (one per
+    plane) whose pixel-wise maximum is the channel (the maximum projection over the planes).
+    """
+
+    def __init__(
+        self, *, files: Mapping[tuple[str, int], Sequence[Path | tuple[Path, ...]]], **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self._files = {key: list(paths) for key, paths in files.items()}
         self._tiffs = TiffMapper()
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
-        paths = self._files[(well, site)]
-        out = np.empty((len(paths), *self.image_shape), dtype=self.dtype)
-        for i, path in enumerate(paths):
-            if _decode_tiff_into(path, out[i]):
-                continue
-            img = read_image(path)
-            if img.ndim == 3 and img.shape[-1] in (3, 4):  # RGB(A) saved greyscale: take one
-                img = img[..., 0]
-            if img.shape != self.image_shape:
-                raise PlateError(
-                    f"image {path} has shape {img.shape}, but {self._shape_source} has "
-                    f"{self.image_shape}: all images of a plate must have the same size"
-                )
-            self._check_dtype(img.dtype, f"image {path}")
-            out[i] = img
+        items = self._files[(well, site)]
+        out = np.empty((len(items), *self.image_shape), dtype=self.dtype)
+        for i, item in enumerate(items):
+            if isinstance(item, tuple):  # maximum projection over the planes
+                self._read_file(item[0], out[i])
+                plane = np.empty(self.image_shape, dtype=self.dtype)
+                for path in item[1:]:
+                    self._read_file(path, plane)
+                    np.maximum(out[i], plane, out=out[i])
+            else:
+                self._read_file(item, out[i])
         return out
+
+    def _read_file(self, path: Path, out: np.ndarray) -> None:
+        """One channel image into ``out`` (H, W), checked for shape and dtype."""
+        if _decode_tiff_into(path, out):
+            return
+        img = read_image(path)
+        if img.ndim == 3 and img.shape[-1] in (3, 4):  # RGB(A) saved greyscale: take one
+            img = img[..., 0]
+        if img.shape != self.image_shape:
+            raise PlateError(
+                f"image {path} has shape {img.shape}, but {self._shape_source} has "
+                f"{self.image_shape}: all images of a plate must have the same size"
+            )
+        self._check_dtype(img.dtype, f"image {path}")
+        out[...] = img
+
+    def _views(self, well: str, site: int) -> list[list[np.ndarray]] | None:
+        """Per channel, its file (or each plane's file, for a maximum projection) memory-
+        mapped (uncompressed TIFFs), else None (PNG, compressed or bad files: the full read
+        path decodes and reports them)."""
+        views: list[list[np.ndarray]] = []
+        for item in self._files[(well, site)]:
+            planes = []
+            for path in item if isinstance(item, tuple) else (item,):
+                view = self._tiffs.view(path)
+                if view is not None and view.ndim == 3 and view.shape[-1] in (3, 4):
+                    view = view[..., 0]
+                if view is None or view.shape != self.image_shape:
+                    return None
+                self._check_dtype(view.dtype, f"image {path}")
+                planes.append(view)
+            views.append(planes)
+        return views
 
     def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
         """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
-        paths = self._files[(well, site)]
+        views = self._views(well, site)
+        if views is None:
+            return super()._read_thumbnail(well, site, factor)
         out = np.empty(self.thumbnail_shape(factor), dtype=self.dtype)
-        for i, path in enumerate(paths):
-            view = self._tiffs.view(path)
-            if view is not None and view.ndim == 3 and view.shape[-1] in (3, 4):
-                view = view[..., 0]
-            if view is None or view.shape != self.image_shape:
-                return super()._read_thumbnail(well, site, factor)  # PNG, compressed, bad file
-            self._check_dtype(view.dtype, f"image {path}")
-            out[i] = view[::factor, ::factor]
+        for i, planes in enumerate(views):
+            out[i] = planes[0][::factor, ::factor]
+            for view in planes[1:]:
+                np.maximum(out[i], view[::factor, ::factor], out=out[i])
+        return out
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        return self._views(self._site(well, site), int(site)) is not None
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Uncompressed TIFFs: memory-mapped, only the region's rows touched."""
+        views = self._views(well, site)
+        if views is None:
+            return super()._read_region(well, site, y0, y1, x0, x1)
+        out = np.empty((len(views), y1 - y0, x1 - x0), dtype=self.dtype)
+        for i, planes in enumerate(views):
+            out[i] = planes[0][y0:y1, x0:x1]
+            for view in planes[1:]:
+                np.maximum(out[i], view[y0:y1, x0:x1], out=out[i])
         return out
 
 
@@ -280,14 +415,19 @@ def complete_sites(
     found: Mapping[tuple[str, int], Mapping[int, Path]],
     channel_ids: Sequence[int],
     where: Path,
-) -> dict[tuple[str, int], list[Path]]:
-    """Keep sites that have a file for every channel; warn once listing the skipped ones."""
-    complete: dict[tuple[str, int], list[Path]] = {}
+    why: Mapping[tuple[str, int], str] | None = None,
+) -> dict[tuple[str, int], list]:
+    """Keep sites that have a file for every channel; warn once listing the skipped ones.
+
+    A channel's file may be a tuple of paths (one per plane, for a maximum projection); the
+    layout leaves a channel out of ``found`` when a plane lacks its file."""
+    complete: dict[tuple[str, int], list] = {}
     skipped: list[str] = []
     for (well, site), by_channel in found.items():
         missing = [c for c in channel_ids if c not in by_channel]
         if missing:
-            skipped.append(f"{well} site {site} (no channel {', '.join(map(str, missing))})")
+            extra = f" {why[(well, site)]}" if why and (well, site) in why else ""
+            skipped.append(f"{well} site {site} (no channel {', '.join(map(str, missing))}{extra})")
         else:
             complete[(well, site)] = [by_channel[c] for c in channel_ids]
     if skipped:

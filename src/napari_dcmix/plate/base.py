@@ -13,6 +13,60 @@ from napari_dcmix.errors import PlateError, PlateWarning
 from napari_dcmix.plate.wells import WellNameError, normalise_well, sort_wells
 
 LAYOUTS = ("rxrx1", "imagexpress", "operetta", "ome-zarr", "tiff")
+MAX_PROJECTION = "max"
+
+
+def _listing(numbers: Sequence[int]) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
+def _from(source: str) -> str:
+    return f" ({source})" if source else ""
+
+
+def choose_plane(
+    planes: Sequence[int], plane: int | str | None, where: str, source: str = ""
+) -> int | str:
+    """The plane to read: ``plane`` when the plate has it, ``"max"`` (maximum projection over
+    ``planes``), or the lowest plane when ``plane`` is None; else PlateError naming ``where``
+    (the plate) and listing the planes it has (``source``: where the numbers come from)."""
+    planes = sorted(planes)
+    if plane is None:
+        return planes[0]
+    if isinstance(plane, str) and plane.strip().lower() == MAX_PROJECTION:
+        return MAX_PROJECTION
+    if isinstance(plane, bool) or not isinstance(plane, (int, np.integer)):
+        raise PlateError(
+            f"plane: expected a plane number or 'max', found {plane!r} (for {where}, whose "
+            f"planes are {_listing(planes)})"
+        )
+    if int(plane) not in planes:
+        raise PlateError(
+            f"{where} has no plane {plane}: its planes{_from(source)} are {_listing(planes)} "
+            f"(or 'max' for the maximum projection)"
+        )
+    return int(plane)
+
+
+def choose_timepoint(
+    timepoints: Sequence[int], timepoint: int | None, where: str, source: str = ""
+) -> int:
+    """The timepoint to read: ``timepoint`` when the plate has it, the lowest when None;
+    else PlateError naming ``where`` and listing the timepoints it has."""
+    timepoints = sorted(timepoints)
+    if timepoint is None:
+        return timepoints[0]
+    if isinstance(timepoint, bool) or not isinstance(timepoint, (int, np.integer)):
+        raise PlateError(
+            f"timepoint: expected a timepoint number, found {timepoint!r} (for {where}, whose "
+            f"timepoints are {_listing(timepoints)})"
+        )
+    if int(timepoint) not in timepoints:
+        raise PlateError(
+            f"{where} has no timepoint {timepoint}: its timepoints{_from(source)} are "
+            f"{_listing(timepoints)}"
+        )
+    return int(timepoint)
 
 
 class Plate:
@@ -28,6 +82,12 @@ class Plate:
     plate dtype, "safe")``: every value kept, e.g. a uint8 file in a uint16 plate); anything
     else (uint16 in a uint8 plate would wrap, float in an integer plate would truncate) raises
     ``PlateError`` naming the site or file, the expected and the found dtype.
+
+    Planes and timepoints: ``planes`` and ``timepoints`` list the numbers the plate has, as
+    its format writes them (ImageXpress ``ZStep_n`` / ``TimePoint_n`` folders, Operetta
+    ``PlaneID`` / ``TimepointID``; ``[1]`` where the format has no such axis); ``plane`` (a
+    number or ``"max"``, the maximum projection over the planes) and ``timepoint`` are the
+    ones this Plate reads (chosen in ``open_plate``; the lowest by default).
     """
 
     def __init__(
@@ -41,6 +101,10 @@ class Plate:
         image_shape: tuple[int, int],
         dtype: np.dtype | str,
         shape_source: str = "",
+        planes: Sequence[int] = (1,),
+        timepoints: Sequence[int] = (1,),
+        plane: int | str | None = None,
+        timepoint: int | None = None,
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}")
@@ -58,14 +122,27 @@ class Plate:
         self.dtype: np.dtype = np.dtype(dtype)
         # the file (or array) the plate's image shape was learnt from, named in shape errors
         self._shape_source = shape_source
+        self.planes: list[int] = sorted({int(p) for p in planes}) or [1]
+        self.timepoints: list[int] = sorted({int(t) for t in timepoints}) or [1]
+        where = f"plate {name!r} ({path})"
+        self.plane: int | str = choose_plane(self.planes, plane, where)
+        self.timepoint: int = choose_timepoint(self.timepoints, timepoint, where)
 
     # --- metadata ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         return (
             f"Plate(name={self.name!r}, layout={self.layout!r}, wells={len(self.wells)}, "
             f"sites={self.max_sites}, channels={self.channels}, "
-            f"image_shape={self.image_shape}, dtype={self.dtype})"
+            f"image_shape={self.image_shape}, dtype={self.dtype}{self._selection_repr()})"
         )
+
+    def _selection_repr(self) -> str:
+        parts = []
+        if len(self.planes) > 1 or self.plane != self.planes[0]:
+            parts.append(f"plane={self.plane!r} of {self.planes}")
+        if len(self.timepoints) > 1:
+            parts.append(f"timepoint={self.timepoint} of {self.timepoints}")
+        return "".join(f", {p}" for p in parts)
 
     @property
     def max_sites(self) -> int:
@@ -138,6 +215,30 @@ class Plate:
                 f"plate {self.name!r}: {what} has dtype {found}, expected {self.dtype} like "
                 f"{like}: converting would change pixel values (mixed data types in one plate)"
             )
+
+    def read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels of the rectangle ``[y0:y1, x0:x1]`` of one site, ``(C, y1 - y0, x1 - x0)``
+        in the plate's dtype. Layouts that can (uncompressed TIFFs, memory-mapped) read only
+        the rectangle's rows; the default reads the whole site. Thread-safe like ``read``."""
+        name = self._site(well, site)
+        h, w = self.image_shape
+        if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+            raise PlateError(
+                f"plate {self.name!r}: region y {y0}:{y1}, x {x0}:{x1} lies outside the "
+                f"{h} x {w} px sites"
+            )
+        data = self._read_region(name, int(site), int(y0), int(y1), int(x0), int(x1))
+        what = f"well {name} site {site} region y {y0}:{y1} x {x0}:{x1}"
+        return self._checked(data, (len(self.channels), y1 - y0, x1 - x0), what)
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        """True when ``read_region`` of this site touches only the rectangle's pixels (so
+        reading many small regions costs less than reading the site once)."""
+        return False
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Default: the whole site, cut (a copy, so the full image can be freed)."""
+        return np.ascontiguousarray(self._read_site(well, site)[:, y0:y1, x0:x1])
 
     def thumbnail_shape(self, factor: int) -> tuple[int, int, int]:
         """``(C, ceil(H / factor), ceil(W / factor))``: the shape ``read_thumbnail`` returns."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,17 +148,48 @@ def _synthesize_sites(
     image_size: int,
     dtype: str,
     seed: int,
+    planes: int = 1,
+    timepoints: int = 1,
 ):
     """Yield ``(well, site, (C, H, W) pixels)`` for every site, row-major: the one place that
-    decides which sites show the phenotype, shared by the in-memory and on-disk plates."""
+    decides which sites show the phenotype, shared by the in-memory and on-disk plates.
+
+    With several ``planes`` / ``timepoints`` it yields ``(well, site, plane, timepoint,
+    pixels)`` (1-based plane and timepoint): plane 1 of timepoint 1 has the pixels of the
+    single-plane plate; every other plane and timepoint is another draw of the same well
+    (same phenotype), so a maximum projection differs from every single plane."""
+    stacked = planes > 1 or timepoints > 1
     for well in wells:
         effects = truth if labels[well] == TREATED else None
         for site in range(1, sites + 1):
-            yield (
-                well,
-                site,
-                synthesize_site(site_seed(seed, well, site), channels, effects, image_size, dtype),
-            )
+            for t in range(1, timepoints + 1):
+                for z in range(1, planes + 1):
+                    draw = site_seed(seed, well, site) + ([] if (z, t) == (1, 1) else [z, t])
+                    data = synthesize_site(draw, channels, effects, image_size, dtype)
+                    yield (well, site, z, t, data) if stacked else (well, site, data)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int 0 <= seed < 2**63, else PlateError saying what was found."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, (int, np.integer))
+        or not (0 <= int(seed) < 2**63)
+    ):
+        raise PlateError(f"seed: expected an integer 0 <= seed < 2**63, found {seed!r}")
+    return int(seed)
+
+
+def check_plate_name(name: str) -> str:
+    """A plate name that is safe as a file or folder name (it names the plate's folder)."""
+    bad = not isinstance(name, str) or not name.strip() or name.startswith(".")
+    bad = bad or any(c in name for c in "/\\\0") or not name.isprintable()
+    if bad:
+        raise PlateError(
+            f"plate name: expected a name usable as a folder name (no '/', '\\', leading '.' "
+            f"or control characters), found {name!r}"
+        )
+    return name
 
 
 def write_synthetic_plate(
@@ -176,6 +208,8 @@ def write_synthetic_plate(
     plate_name: str = "SynthPlate",
     wells: Sequence[str] | None = None,
     ome_zarr_version: str = "0.5",
+    planes: int = 1,
+    timepoints: int = 1,
 ) -> SyntheticPlate:
     """Write a synthetic plate in ``layout`` under ``out_dir`` with ``labels.csv`` and
     ``ground_truth.json`` beside it; deterministic per ``seed``.
@@ -183,7 +217,15 @@ def write_synthetic_plate(
     Treated wells show the phenotype in ``phenotype_channel`` (strength 1) and, weaker, in
     ``second_channel``. The rxrx1 layout stores 8-bit PNGs named by RxRx1 stains, so there
     ``dtype`` is uint8 and DNA/ER/AGP/RNA/Mito become Hoechst/ConA/Phalloidin/Syto14/
-    MitoTracker (phenotype channel names may be given either way).
+    MitoTracker (phenotype channel names may be given either way). ``planes`` and
+    ``timepoints`` (imagexpress: ``ZStep_n`` / ``TimePoint_n`` folders; operetta: PlaneID
+    1.. and TimepointID 0.. in the index; ome-zarr: 5-D tczyx images) write several of each.
+
+    Atomic: everything is checked, then written into a temporary folder and renamed into
+    place. A new (or empty) ``out_dir`` appears whole or not at all; into an existing folder
+    (the CLI's ``--overwrite``) each top-level item (plate folder, ``labels.csv``,
+    ``ground_truth.json``) is renamed into place once all are written, replacing a plate
+    written there before; a failure leaves the folder as it was.
     """
     from napari_dcmix.synthetic.writers import WRITERS, OmeZarrV04Writer, layout_channels
 
@@ -191,10 +233,19 @@ def write_synthetic_plate(
         raise PlateError(f"unknown layout {layout!r}; expected one of {', '.join(WRITERS)}")
     if ome_zarr_version not in ("0.4", "0.5"):
         raise PlateError(f"ome_zarr_version must be '0.4' or '0.5', not {ome_zarr_version!r}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_previous(out_dir)
+    seed = check_seed(seed)
+    check_plate_name(plate_name)
+    for what, value in (("planes", planes), ("timepoints", timepoints), ("sites", sites)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PlateError(f"{what}: expected an integer >= 1, found {value!r}")
+    if (planes > 1 or timepoints > 1) and layout not in ("imagexpress", "operetta", "ome-zarr"):
+        raise PlateError(
+            f"several planes or timepoints: only the imagexpress, operetta and ome-zarr layouts "
+            f"write them, not {layout}"
+        )
     names = layout_channels(layout, channels)
+    if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        raise PlateError(f"channels: expected distinct, non-empty names, found {list(channels)}")
     if layout == "rxrx1":
         dtype = "uint8"
     wells = [normalise_well(w) for w in wells] if wells is not None else plate_wells(n_wells)
@@ -203,36 +254,100 @@ def write_synthetic_plate(
     writer_cls = (
         OmeZarrV04Writer if layout == "ome-zarr" and ome_zarr_version == "0.4" else WRITERS[layout]
     )
-    writer = writer_cls(out_dir, plate_name, names, sites, seed)
-    for well, site, data in _synthesize_sites(
-        wells, sites, names, labels, truth, image_size, dtype, seed
-    ):
-        writer.write_site(well, site, data)
-    writer.finish(wells)
-    labels_csv = write_labels_csv(out_dir / "labels.csv", labels)
-    record = {
-        "layout": layout,
-        "name": writer.name,
-        "path": writer.path.relative_to(out_dir).as_posix(),
-        "phenotype_channel": max(truth, key=truth.__getitem__),
-        "channel_strength": truth,
-        "channels": names,
-        "seed": seed,
-    }
-    (out_dir / GROUND_TRUTH).write_text(json.dumps(record, indent=2) + "\n")
-    return SyntheticPlate(writer.path, labels_csv, labels, truth, layout, writer.name, names, wells)
+
+    def write_into(folder: Path):
+        writer = writer_cls(folder, plate_name, names, sites, seed)
+        writer.n_planes, writer.n_timepoints = planes, timepoints
+        for item in _synthesize_sites(
+            wells, sites, names, labels, truth, image_size, dtype, seed, planes, timepoints
+        ):
+            if len(item) == 5:
+                well, site, z, t, data = item
+                writer.write_site(well, site, data, plane=z, timepoint=t)
+            else:
+                writer.write_site(*item)
+        writer.finish(wells)
+        write_labels_csv(folder / "labels.csv", labels)
+        record = {
+            "layout": layout,
+            "name": writer.name,
+            "path": writer.path.relative_to(folder).as_posix(),
+            "phenotype_channel": max(truth, key=truth.__getitem__),
+            "channel_strength": truth,
+            "channels": names,
+            "seed": seed,
+            "planes": planes,
+            "timepoints": timepoints,
+        }
+        (folder / GROUND_TRUTH).write_text(json.dumps(record, indent=2) + "\n")
+        return writer
+
+    out_dir = Path(out_dir)
+    relative = _write_atomically(out_dir, write_into)
+    return SyntheticPlate(out_dir / relative[0], out_dir / "labels.csv", labels, truth, layout,
+                          relative[1], names, wells)  # fmt: skip
 
 
-def _remove_previous(out_dir: Path) -> None:
-    """Delete a synthetic plate written earlier into ``out_dir`` (found via its record)."""
+def _write_atomically(out_dir: Path, write_into) -> tuple[str, str]:
+    """Run ``write_into(folder)`` in a temporary folder and put the result at ``out_dir``;
+    returns (the plate's path relative to ``out_dir``, the plate's name)."""
     import shutil
+    import tempfile
 
+    from napari_dcmix.atomic import TMP_MARK, OutputError, atomic_directory, write_failure
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"synthetic plate folder {out_dir} is a file; expected a folder path")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"cannot write {out_dir}: {parent} is a file, not a folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the folder {out_dir.parent} for {out_dir}: {exc.strerror or exc}"
+        ) from None
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        with atomic_directory(out_dir, overwrite=True, what="synthetic plate folder") as tmp:
+            writer = write_into(tmp)
+            relative = writer.path.relative_to(tmp).as_posix()
+        return relative, writer.name
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".synth{TMP_MARK}", dir=out_dir))
+    except OSError as exc:
+        raise OutputError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    try:
+        writer = write_into(staging)
+        relative = writer.path.relative_to(staging).as_posix()
+        previous = _previous_plate(out_dir)
+        items = sorted(p.name for p in staging.iterdir() if p.name != GROUND_TRUTH)
+        # ground_truth.json (the record that makes the folder a synthetic plate) goes last
+        for name in [*items, GROUND_TRUTH]:
+            target = out_dir / name
+            if target.is_dir() and not target.is_symlink():
+                os.replace(target, staging / f".old-{name}")
+            os.replace(staging / name, target)
+        if previous is not None and previous.exists() and previous != out_dir / relative:
+            shutil.rmtree(previous, ignore_errors=True)
+    except Exception as exc:
+        failure = exc if isinstance(exc, OSError) else write_failure(exc)
+        if failure is None:
+            raise
+        reason = failure.strerror or str(failure)
+        raise OutputError(f"cannot write synthetic plate folder {out_dir}: {reason}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return relative, writer.name
+
+
+def _previous_plate(out_dir: Path) -> Path | None:
+    """A synthetic plate written earlier into ``out_dir`` (found via its record)."""
     try:
         old = out_dir / json.loads((out_dir / GROUND_TRUTH).read_text())["path"]
     except (OSError, ValueError, KeyError, TypeError):
-        return
-    if old.resolve() != out_dir.resolve() and out_dir.resolve() in old.resolve().parents:
-        shutil.rmtree(old, ignore_errors=True)
+        return None
+    inside = out_dir.resolve() in old.resolve().parents
+    return old if inside and old.resolve() != out_dir.resolve() else None
 
 
 def load_synthetic_plate(out_dir: str | Path) -> SyntheticPlate:

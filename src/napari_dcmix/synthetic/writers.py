@@ -36,6 +36,21 @@ def layout_channels(layout: str, channels: Sequence[str]) -> list[str]:
     return sorted(out, key=RXRX1_CHANNELS.index)
 
 
+def _imwrite(path: Path, data: np.ndarray, **kwargs) -> None:
+    """``tifffile.imwrite`` with errors that name the file (tifffile reports a short write, a
+    full disk or a file-size limit, without an errno or a path)."""
+    import tifffile
+
+    try:
+        tifffile.imwrite(path, data, **kwargs)
+    except OSError as exc:
+        if exc.errno is not None:
+            raise OSError(exc.errno, f"{exc.strerror} ({path.name})") from None
+        raise OSError(
+            f"{path.name}: {exc} (a short write: the disk is full or a file-size limit was reached)"
+        ) from None
+
+
 class SiteWriter:
     """Base: ``write_site(well, site, (C, H, W))`` for every site, then ``finish()``."""
 
@@ -43,10 +58,13 @@ class SiteWriter:
                  seed: int) -> None:  # fmt: skip
         self.out_dir, self.plate_name, self.channels = Path(out_dir), plate_name, list(channels)
         self.n_sites, self.seed = sites, seed
+        self.n_planes = self.n_timepoints = 1  # several: imagexpress and operetta only
         self.path = self.out_dir
         self.name = plate_name  # what the opened Plate reports as its name
 
     def write_site(self, well: str, site: int, data: np.ndarray) -> None:
+        """Write one site; imagexpress and operetta also take ``plane=`` and ``timepoint=``
+        (1-based)."""
         raise NotImplementedError
 
     def finish(self, wells: Sequence[str]) -> None:
@@ -62,9 +80,7 @@ class TiffWriter(SiteWriter):
         self.path.mkdir(parents=True, exist_ok=True)
 
     def write_site(self, well, site, data):
-        import tifffile
-
-        tifffile.imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
+        _imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
 
     def finish(self, wells):
         (self.path / "channels.txt").write_text("\n".join(self.channels) + "\n")
@@ -98,7 +114,8 @@ class RxRx1Writer(SiteWriter):
 
 
 class ImageXpressWriter(SiteWriter):
-    """``{plate}/TimePoint_1/{plate}_{well}_s{site}_w{ch}{GUID}.tif`` plus a ``.HTD`` file.
+    """``{plate}/TimePoint_{t}/[ZStep_{z}/]{plate}_{well}_s{site}_w{ch}{GUID}.tif`` plus a
+    ``.HTD`` file (``ZStep_{z}`` folders only when there are several planes).
 
     Single-site plates omit ``_s{site}``, as MetaXpress does; a thumbnail is written too.
     """
@@ -109,32 +126,38 @@ class ImageXpressWriter(SiteWriter):
         (self.path / "TimePoint_1").mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng([self.seed, 4242])
 
-    def write_site(self, well, site, data):
-        import tifffile
-
+    def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
+        folder = self.path / f"TimePoint_{timepoint}"
+        if self.n_planes > 1:
+            folder = folder / f"ZStep_{plane}"
+        folder.mkdir(parents=True, exist_ok=True)
         site_part = f"_s{site}" if self.n_sites > 1 else ""
         for c, img in enumerate(data, start=1):
             guid = str(uuid.UUID(bytes=self.rng.bytes(16))).upper()
             name = f"{self.plate_name}_{well}{site_part}_w{c}{guid}.tif"
-            tifffile.imwrite(self.path / "TimePoint_1" / name, img)
+            _imwrite(folder / name, img)
             if well == "A01" and site == 1:
                 thumb = f"{self.plate_name}_{well}{site_part}_w{c}_thumb{guid}.tif"
-                tifffile.imwrite(self.path / "TimePoint_1" / thumb, img[::4, ::4])
+                _imwrite(folder / thumb, img[::4, ::4])
 
     def finish(self, wells):
         rows = max(well_row_col(w)[0] for w in wells) + 1
         cols = max(well_row_col(w)[1] for w in wells)
         lines = ['"HTSInfoFile", Version 1.0', f'"Description", "{self.plate_name}"',
-                 '"TimePoints", 1', f'"XWells", {cols}', f'"YWells", {rows}',
+                 f'"TimePoints", {self.n_timepoints}', f'"XWells", {cols}', f'"YWells", {rows}',
                  f'"XSites", {self.n_sites}', '"YSites", 1', '"Waves", TRUE',
                  f'"NWavelengths", {len(self.channels)}']  # fmt: skip
+        if self.n_planes > 1:
+            lines += ['"ZSeries", TRUE', f'"ZSteps", {self.n_planes}']
         lines += [f'"WaveName{i}", "{n}"' for i, n in enumerate(self.channels, start=1)]
         lines.append('"EndFile"')
         (self.path / f"{self.plate_name}.HTD").write_text("\r\n".join(lines) + "\r\n")
 
 
 class OperettaWriter(SiteWriter):
-    """``{plate}/Images/rXXcXXfXXp01-chXsk1fk1fl1.tiff`` plus ``Images/Index.idx.xml``."""
+    """``{plate}/Images/rXXcXXfXXpZZ-chXskTfk1fl1.tiff`` plus ``Images/Index.idx.xml``:
+    PlaneID ``ZZ`` from 1 and TimepointID from 0 (file names' ``sk`` from 1), as Harmony
+    writes them."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,17 +165,16 @@ class OperettaWriter(SiteWriter):
         (self.path / "Images").mkdir(parents=True, exist_ok=True)
         self.entries: list[str] = []
 
-    def write_site(self, well, site, data):
-        import tifffile
-
+    def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
         row, col = well_row_col(well)
         for c, img in enumerate(data, start=1):
-            url = f"r{row + 1:02d}c{col:02d}f{site:02d}p01-ch{c}sk1fk1fl1.tiff"
-            tifffile.imwrite(self.path / "Images" / url, img)
+            url = f"r{row + 1:02d}c{col:02d}f{site:02d}p{plane:02d}-ch{c}sk{timepoint}fk1fl1.tiff"
+            _imwrite(self.path / "Images" / url, img)
             self.entries.append(
-                f"<Image><id>{row + 1:02d}{col:02d}K1F{site}P1R{c}</id><URL>{url}</URL>"
-                f"<Row>{row + 1}</Row><Col>{col}</Col><FieldID>{site}</FieldID>"
-                f"<PlaneID>1</PlaneID><TimepointID>0</TimepointID><ChannelID>{c}</ChannelID>"
+                f"<Image><id>{row + 1:02d}{col:02d}K{timepoint}F{site}P{plane}R{c}</id>"
+                f"<URL>{url}</URL><Row>{row + 1}</Row><Col>{col}</Col><FieldID>{site}</FieldID>"
+                f"<PlaneID>{plane}</PlaneID><TimepointID>{timepoint - 1}</TimepointID>"
+                f"<ChannelID>{c}</ChannelID>"
                 f"<ChannelName>{escape(self.channels[c - 1])}</ChannelName>"
                 f"<ImageSizeX>{img.shape[1]}</ImageSizeX><ImageSizeY>{img.shape[0]}</ImageSizeY>"
                 "</Image>"
@@ -183,8 +205,26 @@ class OmeZarrWriter(SiteWriter):
         self.path = self.out_dir / f"{self.plate_name}.zarr"
         zarr_format = 3 if self.version == "0.5" else 2
         self.root = zarr.open_group(str(self.path), mode="w", zarr_format=zarr_format)
+        self._stacks: dict[tuple[str, int], np.ndarray] = {}
 
-    def write_site(self, well, site, data):
+    def write_site(self, well, site, data, plane: int = 1, timepoint: int = 1):
+        """Several planes or timepoints: the site's planes are gathered and written as one
+        5-D ``tczyx`` image (one chunk per t and z) once its last plane arrives."""
+        if self.n_planes > 1 or self.n_timepoints > 1:
+            stack = self._stacks.setdefault(
+                (well, site),
+                np.zeros((self.n_timepoints, data.shape[0], self.n_planes, *data.shape[1:]),
+                         data.dtype),
+            )  # fmt: skip
+            stack[timepoint - 1, :, plane - 1] = data
+            if (plane, timepoint) == (self.n_planes, self.n_timepoints):
+                chunks = (1, data.shape[0], 1, *data.shape[1:])
+                self._write_image(well, site, self._stacks.pop((well, site)), "tczyx",
+                                  {"chunks": chunks})  # fmt: skip
+            return
+        self._write_image(well, site, self.image_data(data), self.axes, self.storage(data))
+
+    def _write_image(self, well, site, data, axes, storage):
         from ome_zarr.writer import write_image
 
         row, col = well_row_col(well)
@@ -196,8 +236,8 @@ class OmeZarrWriter(SiteWriter):
              "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
             for n in self.channels
         ]}  # fmt: skip
-        write_image(self.image_data(data), image, scale_factors=[], axes=self.axes,
-                    fmt=self.fmt, omero=omero, storage_options=self.storage(data))  # fmt: skip
+        write_image(data, image, scale_factors=[], axes=axes, fmt=self.fmt, omero=omero,
+                    storage_options=storage)  # fmt: skip
 
     axes = "cyx"
 

@@ -23,11 +23,20 @@ LAYOUT_MODULES: list[tuple[str, str]] = [
 ]
 
 
-def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
+def open_plate(
+    path: str | Path | Plate,
+    layout: str | None = None,
+    *,
+    plane: int | str | None = None,
+    timepoint: int | None = None,
+) -> Plate:
     """Open a plate folder (or zarr) in whichever supported layout it is written.
 
     Reads metadata (and at most one image header) only. ``layout`` forces one layout.
-    An existing :class:`Plate` is returned unchanged.
+    ``plane`` (a number as the format writes it, or ``"max"`` for the maximum projection over
+    the planes) and ``timepoint`` choose what is read; by default the lowest of each. A plane
+    or timepoint the plate lacks raises PlateError listing those it has (``Plate.planes``,
+    ``Plate.timepoints``). An existing :class:`Plate` is returned unchanged.
     """
     if isinstance(path, Plate):
         return path
@@ -42,7 +51,7 @@ def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
         raise PlateError(f"plate folder {path} is empty")
     inner = _synthetic_plate_path(path)
     if inner is not None:
-        return open_plate(inner, layout)
+        return open_plate(inner, layout, plane=plane, timepoint=timepoint)
     names = [n for n, _ in LAYOUT_MODULES]
     if layout is not None and layout not in names:
         raise PlateError(f"unknown layout {layout!r}; expected one of {', '.join(names)}")
@@ -52,7 +61,7 @@ def open_plate(path: str | Path | Plate, layout: str | None = None) -> Plate:
             continue
         module = importlib.import_module(f"napari_dcmix.plate.layouts.{module_name}")
         try:
-            return module.open_layout(path)
+            return module.open_layout(path, plane=plane, timepoint=timepoint)
         except NotThisLayout as exc:
             reasons.append(f"  - {name}: {exc}")
     raise PlateError(f"{path} matches no supported plate layout. Tried:\n" + "\n".join(reasons))

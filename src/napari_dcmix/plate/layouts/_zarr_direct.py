@@ -4,9 +4,10 @@ zarr-python reads every selection through its async codec pipeline (a hop to its
 thread and a thread pool for each call). For one 5 x 512 x 512 site that machinery costs about
 as much CPU as the decompression itself, and on a machine whose cores the model keeps busy
 every such millisecond slows prediction. The reads plate prediction makes are simple (every
-c, y, x pixel of an image, t and z at 0), so the chunks to read are known up front: this module
-opens each chunk file, decompresses it with the codec zarr itself uses (numcodecs), and writes
-it into the output, decoding straight into the output where a chunk is a contiguous block of it.
+c, y, x pixel of an image at one t and z index), so the chunks to read are known up front:
+this module opens each chunk file, decompresses it with the codec zarr itself uses
+(numcodecs), and writes it into the output, decoding straight into the output where a chunk
+is a contiguous block of it.
 
 Only arrays it fully understands take this path (``DirectChunks.of`` returns None otherwise,
 and the caller reads through zarr):
@@ -127,8 +128,9 @@ class DirectChunks:
         shape = tuple(n for n, a in zip(self.shape, axes, strict=True) if a in "cyx")
         return shape if "c" in axes else (1, *shape)
 
-    def read(self, axes: str) -> tuple[np.ndarray, list[int]]:
-        """``(C, Y, X)`` of the image (t and z at 0) and the channels with no stored chunk.
+    def read(self, axes: str, at: dict[str, int] | None = None) -> tuple[np.ndarray, list[int]]:
+        """``(C, Y, X)`` of the image at the t and z indices ``at`` (default 0; other axes at
+        0) and the channels with no stored chunk.
 
         A chunk that is not stored is the fill value; ``ChunkDecodeError`` when a stored chunk
         cannot be read or decoded."""
@@ -136,8 +138,11 @@ class DirectChunks:
         c_axis = axes.index("c") if "c" in axes else None
         out = np.empty(self.output_shape(axes), self.dtype)
         target = out if c_axis is not None else out[0]
+        position = [(at or {}).get(a, 0) if i not in kept else 0 for i, a in enumerate(axes)]
         grids = [
-            range(-(-self.shape[i] // self.chunks[i])) if i in kept else range(1)
+            range(-(-self.shape[i] // self.chunks[i]))
+            if i in kept
+            else range(position[i] // self.chunks[i], position[i] // self.chunks[i] + 1)
             for i in range(len(axes))
         ]
         present: set[int] = set()
@@ -148,15 +153,19 @@ class DirectChunks:
                 if i in kept
             )
             view = target[region]
-            if self._read_chunk(coords, kept, view):
+            offsets = [p % c for p, c in zip(position, self.chunks, strict=True)]
+            if self._read_chunk(coords, kept, view, offsets):
                 present.add(coords[c_axis] if c_axis is not None else 0)
         n_c = self.shape[c_axis] if c_axis is not None else 1
         c_size = self.chunks[c_axis] if c_axis is not None else 1
         missing = [c for c in range(n_c) if c // c_size not in present]
         return out, missing
 
-    def _read_chunk(self, coords: tuple[int, ...], kept: list[int], view: np.ndarray) -> bool:
-        """Decode chunk ``coords`` into ``view``; False (view = fill value) when not stored."""
+    def _read_chunk(
+        self, coords: tuple[int, ...], kept: list[int], view: np.ndarray, offsets: list[int]
+    ) -> bool:
+        """Decode chunk ``coords`` into ``view`` (dropped axes at ``offsets`` inside the
+        chunk); False (view = fill value) when not stored."""
         path = self.root / self._key(coords)
         try:
             with open(path, "rb", buffering=0) as fh:
@@ -197,7 +206,7 @@ class DirectChunks:
         if not whole:
             chunk = dst.reshape(self.chunks)
             index = tuple(
-                slice(0, view.shape[kept.index(i)]) if i in kept else 0
+                slice(0, view.shape[kept.index(i)]) if i in kept else offsets[i]
                 for i in range(len(self.chunks))
             )
             view[...] = chunk[index]

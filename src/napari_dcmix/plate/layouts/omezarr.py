@@ -2,8 +2,11 @@
 
 Wells come from the plate metadata, sites from each well's ``images`` (site n = the n-th
 image), channel names from the first image's ``omero.channels[].label`` (else ``ch1``...).
-Pixels are read from the full-resolution level (``datasets[0]``) one site at a time; t and z
-axes, when present, are read at index 0. ``read_thumbnail`` reads a coarser stored level of the
+Pixels are read from the full-resolution level (``datasets[0]``) one site at a time. Planes
+and timepoints are numbered from 1 along the z and t axes of the first image (plane n is z
+index n - 1, as site n is the n-th image; ``[1]`` without the axis); plane 1 and timepoint 1
+are read unless ``open_plate(plane=..., timepoint=...)`` chooses others, or ``plane="max"`` the
+maximum over z. ``read_thumbnail`` reads a coarser stored level of the
 image's pyramid when one has the requested scale, else a strided selection of level 0.
 
 Missing chunks: zarr reads a chunk that is not stored as the array's fill value, and writers
@@ -20,12 +23,13 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from napari_dcmix.errors import PlateError
-from napari_dcmix.plate.base import Plate
+from napari_dcmix.errors import PlateError, PlateWarning
+from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.layouts._zarr_direct import DirectChunks
 from napari_dcmix.plate.wells import normalise_well
@@ -62,18 +66,42 @@ class OmeZarrPlate(Plate):
                 self._arrays[key] = _level0(self._group, self._image_paths[key], self.path)
             return self._arrays[key]
 
+    def _indices(self) -> list[dict[str, int]]:
+        """The t and z indices to read: one, or every plane for the maximum projection
+        (plane n and timepoint n are indices n - 1, as site n is the n-th image)."""
+        planes = self.planes if self.plane == MAX_PROJECTION else [self.plane]
+        return [{"t": self.timepoint - 1, "z": int(z) - 1} for z in planes]
+
+    def _check_indices(self, well: str, site: int, array, axes: str, where: str) -> None:
+        """PlateError when this site's image lacks the chosen plane or timepoint (images of
+        one plate may differ; the plate's numbers come from its first image)."""
+        for index in self._indices():
+            for axis, what in (("z", "plane"), ("t", "timepoint")):
+                n = array.shape[axes.index(axis)] if axis in axes else 1
+                if index[axis] >= n:
+                    raise PlateError(
+                        f"plate {self.name!r}: well {well} site {site} ({where}) has {n} "
+                        f"{what}(s); {what} {index[axis] + 1} was asked for"
+                    )
+
     def _read_site_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
         """Straight from the chunk files when ``DirectChunks`` handles the array (local,
         unsharded, a plain codec chain: less than half the time of a zarr read), else zarr.
-        A note names the channels whose every chunk is missing from the store."""
+        A note names the channels whose every chunk is missing from the store (in any plane
+        of a maximum projection)."""
         array, axes, where, _ = self._array(well, site)
+        self._check_indices(well, site, array, axes, where)
         direct = self._direct(well, site, array)
-        if direct is not None:
-            data, missing = direct.read(axes)
-        else:
-            missing = _missing_channels(array, axes, where)
-            data = _read_cyx(array, axes, where, 1)
-        return data, self._missing_notes(well, site, array, where, missing)
+        data, missing = None, set()
+        for index in self._indices():
+            if direct is not None:
+                plane, gone = direct.read(axes, index)
+            else:
+                gone = _missing_channels(array, axes, where, index)
+                plane = _read_cyx(array, axes, where, 1, at=index)
+            missing.update(gone)
+            data = plane if data is None else np.maximum(data, plane, out=data)
+        return data, self._missing_notes(well, site, array, where, sorted(missing))
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         return self._read_site_notes(well, site)[0]
@@ -113,16 +141,21 @@ class OmeZarrPlate(Plate):
         ``arr[..., ::f, ::f]`` through zarr.
         """
         array, axes, where, datasets = self._array(well, site)
+        self._check_indices(well, site, array, axes, where)
         level = self._pyramid_level(well, site, factor, datasets)
-        if level is None:
-            direct = self._direct(well, site, array)
-            tiles = [direct.chunks[axes.index(a)] for a in "yx"] if direct is not None else [0]
-            if min(tiles) >= factor:  # then ``::factor`` touches every chunk: read them all
-                return np.ascontiguousarray(direct.read(axes)[0][:, ::factor, ::factor])
-            return _read_cyx(array, axes, where, factor)
-        data = _read_cyx(*level, 1)
+        direct = self._direct(well, site, array) if level is None else None
+        tiles = [direct.chunks[axes.index(a)] for a in "yx"] if direct is not None else [0]
+        data = None
+        for index in self._indices():
+            if level is not None:
+                plane = _read_cyx(*level, 1, at=index)
+            elif min(tiles) >= factor:  # then ``::factor`` touches every chunk: read them all
+                plane = np.ascontiguousarray(direct.read(axes, index)[0][:, ::factor, ::factor])
+            else:
+                plane = _read_cyx(array, axes, where, factor, at=index)
+            data = plane if data is None else np.maximum(data, plane, out=data)
         _, th, tw = self.thumbnail_shape(factor)
-        if data.shape[1:] != (th, tw):
+        if level is not None and data.shape[1:] != (th, tw):
             pad = ((0, 0), (0, th - data.shape[1]), (0, tw - data.shape[2]))
             data = np.pad(data, pad, mode="edge")
         return data
@@ -135,8 +168,10 @@ class OmeZarrPlate(Plate):
                 return self._levels[key]
         found = None
         h, w = self.image_shape
-        base = _yx_scale(datasets[0]) if datasets else None
+        base = _yx_scale(datasets[0]) if datasets and isinstance(datasets[0], dict) else None
         for dataset in datasets[1:]:
+            if not isinstance(dataset, dict):
+                continue
             scale = _yx_scale(dataset)
             if base is None or scale is None:
                 break
@@ -160,13 +195,18 @@ class OmeZarrPlate(Plate):
         return found
 
 
-def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
-    """``(C, Y, X)`` of an image array (t and z at 0), every ``step``-th pixel along y and x.
+def _read_cyx(
+    array, axes: str, where: str, step: int, at: dict[str, int] | None = None
+) -> np.ndarray:
+    """``(C, Y, X)`` of an image array at the t and z indices ``at`` (default 0; other axes
+    at 0), every ``step``-th pixel along y and x.
 
     One zarr selection for all channels, so each chunk is decoded once.
     """
+    at = at or {}
     index = tuple(
-        slice(None, None, step) if a in "yx" else slice(None) if a == "c" else 0 for a in axes
+        slice(None, None, step) if a in "yx" else slice(None) if a == "c" else at.get(a, 0)
+        for a in axes
     )
     try:
         data = np.asarray(array[index])
@@ -178,8 +218,10 @@ def _read_cyx(array, axes: str, where: str, step: int) -> np.ndarray:
     return np.moveaxis(data, kept.index("c"), 0)
 
 
-def _missing_channels(array, axes: str, where: str) -> list[int]:
-    """Channel indices whose every chunk (t and z at 0) is missing from a local folder store."""
+def _missing_channels(array, axes: str, where: str, at: dict[str, int] | None = None) -> list[int]:
+    """Channel indices whose every chunk (t and z at ``at``, default 0) is missing from a
+    local folder store."""
+    at = at or {}
     base = Path(where)
     try:
         if not base.is_dir():
@@ -187,7 +229,7 @@ def _missing_channels(array, axes: str, where: str) -> list[int]:
         storage = array.shards or array.chunks  # shards are the stored objects when sharded
         encode = array.metadata.encode_chunk_key
         ranges = [
-            range(-(-n // cs)) if a in "cyx" else range(1)
+            range(-(-n // cs)) if a in "cyx" else range(at.get(a, 0) // cs, at.get(a, 0) // cs + 1)
             for a, n, cs in zip(axes, array.shape, storage, strict=True)
         ]
         ci = axes.index("c") if "c" in axes else None
@@ -205,11 +247,16 @@ def _missing_channels(array, axes: str, where: str) -> list[int]:
 
 def _yx_scale(dataset: dict) -> tuple[float, float] | None:
     """(y, x) of a dataset's ``scale`` coordinate transformation (y and x are the last axes)."""
-    for t in dataset.get("coordinateTransformations") or []:
-        if isinstance(t, dict) and t.get("type") == "scale" and len(t.get("scale") or []) >= 2:
-            y, x = t["scale"][-2:]
-            if y and x:
-                return float(y), float(x)
+    transforms = dataset.get("coordinateTransformations")
+    for t in transforms if isinstance(transforms, list) else []:
+        scale = t.get("scale") if isinstance(t, dict) and t.get("type") == "scale" else None
+        if isinstance(scale, list) and len(scale) >= 2:
+            y, x = scale[-2:]
+            try:
+                if y and x:
+                    return float(y), float(x)
+            except (TypeError, ValueError):
+                return None
     return None
 
 
@@ -218,38 +265,122 @@ def _level0(group, image_path: str, root: Path):
     return _open_level(group, image_path, root, None)
 
 
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _attrs(node, where: str) -> dict:
+    """A node's OME attributes (``ome`` of v0.5, the attributes themselves before)."""
+    try:
+        attrs = dict(node.attrs)
+    except Exception as exc:  # unreadable or invalid JSON metadata
+        raise PlateError(f"cannot read the metadata of {where}: {_describe(exc)}") from None
+    ome = attrs.get("ome", attrs)
+    if not isinstance(ome, dict):
+        raise PlateError(
+            f"{where}: the 'ome' attribute is {type(ome).__name__}; expected an object"
+        )
+    return ome
+
+
+def _node(group, sub: str, where: str):
+    """``group[sub]``; KeyError when nothing is stored there; PlateError naming ``where`` when
+    the node's metadata (zarr.json, .zarray, .zgroup, .zattrs) cannot be read."""
+    try:
+        return group[sub]
+    except KeyError:
+        raise
+    except Exception as exc:  # invalid JSON, unsupported metadata...
+        raise PlateError(f"cannot read the Zarr metadata of {where}: {_describe(exc)}") from None
+
+
 def _open_level(group, image_path: str, root: Path, level: str | None):
     where = f"{root}/{image_path}"
     try:
-        image = group[image_path]
-        multiscales = _ome(dict(image.attrs))["multiscales"][0]
+        image = _node(group, image_path, where)
+    except KeyError:
+        raise PlateError(f"{where}: the image listed in its well's metadata is missing") from None
+    attrs = _attrs(image, where)
+    try:
+        multiscales = attrs["multiscales"][0]
         datasets = list(multiscales["datasets"])
         level = datasets[0]["path"] if level is None else level
-        array = image[level]
+        if not isinstance(level, str):
+            raise TypeError(f"dataset path {level!r} is not a string")
     except (KeyError, IndexError, TypeError) as exc:
         raise PlateError(
             f"{where} is not an OME-NGFF image (no multiscales datasets: {exc})"
         ) from None
-    axes = [a["name"] if isinstance(a, dict) else a for a in multiscales.get("axes", [])]
+    try:
+        array = _node(image, level, f"{where}/{level}")
+    except KeyError:
+        raise PlateError(
+            f"{where}/{level}: the array its multiscales metadata lists is missing"
+        ) from None
+    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+        raise PlateError(f"{where}/{level} is a group; expected an array")
+    raw_axes = multiscales.get("axes", []) if isinstance(multiscales, dict) else []
+    if not isinstance(raw_axes, list):
+        raise PlateError(f"{where}: multiscales axes are {raw_axes!r}; expected a list")
+    axes = [a.get("name") if isinstance(a, dict) else a for a in raw_axes]
     if not axes:  # v0.1-0.3 images are 5-D tczyx
         axes = list("tczyx"[-array.ndim :])
-    return array, "".join(axes), f"{where}/{level}", datasets
+    if not all(isinstance(a, str) and len(a) == 1 for a in axes):
+        raise PlateError(
+            f"{where}: multiscales axes {axes}; expected one-letter names like t, c, z, y, x"
+        )
+    text = "".join(axes).lower()
+    if len(text) != array.ndim or len(set(text)) != len(text) or not {"y", "x"} <= set(text):
+        raise PlateError(
+            f"{where}/{level} has {array.ndim} dimensions {tuple(array.shape)} but its "
+            f"multiscales axes are {', '.join(axes) or 'none'}; expected one distinct axis "
+            "per dimension, including y and x"
+        )
+    if np.dtype(array.dtype).kind not in "biuf":
+        raise PlateError(
+            f"{where}/{level} holds {array.dtype} values; expected integer or floating-point pixels"
+        )
+    return array, text, f"{where}/{level}", datasets
 
 
-def _well_name(entry: dict, rows: list, cols: list) -> str:
+def _well_name(entry, rows: list, cols: list, where: Path) -> str:
     try:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise TypeError("expected an object with a 'path' like \"B/2\"")
         if "rowIndex" in entry and "columnIndex" in entry:
+            for key, names in (("rowIndex", rows), ("columnIndex", cols)):
+                index = entry[key]
+                if isinstance(index, bool) or not isinstance(index, int):
+                    raise ValueError(f"{key} {index!r} is not an integer")
+                if not 0 <= index < len(names):
+                    what = "rows" if key == "rowIndex" else "columns"
+                    raise ValueError(f"{key} {index} is outside the plate's {len(names)} {what}")
             row = rows[entry["rowIndex"]]["name"]
             col = cols[entry["columnIndex"]]["name"]
         else:
             row, col = entry["path"].split("/")[:2]
         return normalise_well(f"{row}{col}")
-    except (KeyError, IndexError, ValueError, PlateError) as exc:
-        raise PlateError(f"OME-Zarr plate well entry {entry} is not a valid well: {exc}") from None
+    except (KeyError, IndexError, ValueError, TypeError, PlateError) as exc:
+        raise PlateError(
+            f"{where}: OME-Zarr plate well entry {entry!r} is not a valid well: {exc}"
+        ) from None
 
 
-def open_layout(path: Path) -> Plate:
-    """Open an OME-Zarr HCS plate; NotThisLayout if ``path`` is not a Zarr group."""
+def _list(value, what: str, where: Path) -> list:
+    if not isinstance(value, list):
+        raise PlateError(
+            f"{where}: OME-NGFF {what} is {type(value).__name__} {str(value)[:60]!r}; "
+            "expected a list"
+        )
+    return value
+
+
+def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
+    """Open an OME-Zarr HCS plate; NotThisLayout if ``path`` is not a Zarr group.
+
+    A well listed in the plate metadata but absent from the store is a missing well (skipped
+    with a PlateWarning naming it); metadata that is not valid JSON or not OME-NGFF raises
+    PlateError naming the node. Planes and timepoints: ``[1]`` (t and z read at index 0)."""
     if not path.is_dir() or not any((path / m).is_file() for m in _MARKERS):
         raise NotThisLayout("no zarr.json / .zgroup / .zattrs (not a Zarr group)")
     import zarr
@@ -257,36 +388,73 @@ def open_layout(path: Path) -> Plate:
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:
-        raise PlateError(f"cannot open Zarr group {path}: {type(exc).__name__}: {exc}") from None
-    attrs = _ome(dict(group.attrs))
+        raise PlateError(f"cannot open Zarr group {path}: {_describe(exc)}") from None
+    attrs = _attrs(group, str(path))
     if "plate" not in attrs:
         what = "an OME-Zarr image, not a plate" if "multiscales" in attrs else "a Zarr group"
         raise PlateError(
             f"{path} is {what}: it has no OME-NGFF 'plate' metadata "
-            f"(attributes found: {', '.join(sorted(attrs)) or 'none'})"
+            f"(attributes found: {', '.join(sorted(map(str, attrs))) or 'none'})"
         )
     meta = attrs["plate"]
-    rows, cols = meta.get("rows", []), meta.get("columns", [])
+    if not isinstance(meta, dict):
+        raise PlateError(
+            f"{path}: OME-NGFF 'plate' metadata is {type(meta).__name__}; expected an object"
+        )
+    rows = _list(meta.get("rows", []), "plate.rows", path)
+    cols = _list(meta.get("columns", []), "plate.columns", path)
     image_paths: dict[tuple[str, int], str] = {}
-    for entry in meta.get("wells", []):
-        well = _well_name(entry, rows, cols)
+    absent: list[str] = []
+    for entry in _list(meta.get("wells", []), "plate.wells", path):
+        well = _well_name(entry, rows, cols, path)
+        where = f"{path}/{entry['path']}"
         try:
-            well_attrs = _ome(dict(group[entry["path"]].attrs))
-            images = well_attrs["well"]["images"]
+            node = _node(group, entry["path"], where)
         except KeyError:
+            absent.append(f"{well} ({entry['path']})")
+            continue
+        well_meta = _attrs(node, where).get("well")
+        images = well_meta.get("images") if isinstance(well_meta, dict) else None
+        if well_meta is None:
+            raise PlateError(f"{where}: well {well} has no OME-NGFF 'well' metadata")
+        if not isinstance(images, list):
             raise PlateError(
-                f"{path}/{entry.get('path')}: well {well} has no OME-NGFF 'well' metadata"
-            ) from None
+                f"{where}: well {well}'s OME-NGFF 'well' metadata has no 'images' list "
+                f"(found {str(well_meta)[:80]})"
+            )
         for site, image in enumerate(images, start=1):
+            if not isinstance(image, dict) or not isinstance(image.get("path"), str):
+                raise PlateError(
+                    f"{where}: well {well} image {site} is {str(image)[:60]!r}; expected an "
+                    "object with a 'path'"
+                )
             image_paths[(well, site)] = f"{entry['path']}/{image['path']}"
+    if absent:
+        shown = ", ".join(absent[:10]) + (
+            f", ... {len(absent) - 10} more" if len(absent) > 10 else ""
+        )
+        warnings.warn(
+            f"{path}: skipped {len(absent)} well(s) listed in the plate metadata but absent "
+            f"from the store (missing wells): {shown}",
+            PlateWarning,
+            stacklevel=3,
+        )
     if not image_paths:
         raise PlateError(f"{path}: the OME-Zarr plate lists no wells with images")
     first_key = min(image_paths)
     array, axes, where, _ = _level0(group, image_paths[first_key], path)
-    first_attrs = _ome(dict(group[image_paths[first_key]].attrs))
+    where_plate = f"OME-Zarr plate {path}"
+    n_z = array.shape[axes.index("z")] if "z" in axes else 1
+    n_t = array.shape[axes.index("t")] if "t" in axes else 1
+    planes, timepoints = list(range(1, n_z + 1)), list(range(1, n_t + 1))
+    chosen_z = choose_plane(planes, plane, where_plate, "the z axis of its images, from 1")
+    chosen_t = choose_timepoint(timepoints, timepoint, where_plate, "its t axis, from 1")
+    first_attrs = _attrs(group[image_paths[first_key]], where)
     n_channels = array.shape[axes.index("c")] if "c" in axes else 1
-    labels = [ch.get("label") for ch in first_attrs.get("omero", {}).get("channels", [])]
-    if len(labels) != n_channels or not all(labels):
+    omero = first_attrs.get("omero")
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    labels = [ch.get("label") if isinstance(ch, dict) else None for ch in channels or []]
+    if len(labels) != n_channels or not all(isinstance(x, str) and x for x in labels):
         labels = [f"ch{i + 1}" for i in range(n_channels)]
     sites: dict[str, list[int]] = {}
     for well, site in image_paths:
@@ -302,4 +470,8 @@ def open_layout(path: Path) -> Plate:
         shape_source=where,
         group=group,
         image_paths=image_paths,
+        planes=planes,
+        timepoints=timepoints,
+        plane=chosen_z,
+        timepoint=chosen_t,
     )

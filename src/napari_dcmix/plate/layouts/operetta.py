@@ -1,9 +1,11 @@
 """Opera / Operetta Phenix (Harmony export): ``Images/rXXcXXfXXpXX-chXskXfk1fl1.tiff``.
 
 The index ``Images/Index.idx.xml`` (newer: ``Index.xml``, namespace HarmonyV5) lists every
-image with its row, column, field, plane, timepoint and channel name. Only the lowest plane
-and the lowest timepoint (plane 1, timepoint 1 in practice) are read. Without an index the
-file names alone are used and channels are named ``ch1``, ``ch2``, ... (with a warning).
+image with its row, column, field, plane, timepoint and channel name. The plate's ``planes``
+and ``timepoints`` are the PlaneID and TimepointID numbers of the index; the lowest of each is
+read unless ``open_plate(plane=..., timepoint=...)`` chooses others (``plane="max"``: the
+maximum projection over the planes). Without an index the file names alone are used (plane
+``p``, timepoint ``sk``) and channels are named ``ch1``, ``ch2``, ... (with a warning).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from napari_dcmix.plate._io import (
     PlateWarning,
     complete_sites,
     image_header,
+    scan_folder,
     sites_by_well,
+    warn_unreadable,
 )
-from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.wells import well_name
 
@@ -65,23 +69,28 @@ def _entries_from_index(index: Path) -> tuple[str | None, list[dict]]:
     if plate_el is not None:
         name = _text_ns(plate_el, q, "Name") or _text_ns(plate_el, q, "PlateID")
     entries = []
-    for img in images:
-        try:
-            entries.append({
-                "url": _text_ns(img, q, "URL"),
-                "row": int(_text_ns(img, q, "Row")),
-                "col": int(_text_ns(img, q, "Col")),
-                "field": int(_text_ns(img, q, "FieldID")),
-                "plane": int(_text_ns(img, q, "PlaneID") or 1),
-                "timepoint": int(_text_ns(img, q, "TimepointID") or 0),
-                "channel": int(_text_ns(img, q, "ChannelID")),
-                "channel_name": _text_ns(img, q, "ChannelName"),
-            })  # fmt: skip
-        except (TypeError, ValueError):
-            raise PlateError(
-                f"the Harmony index {index} has an Image entry without a valid URL, Row, Col, "
-                f"FieldID or ChannelID (id {_text_ns(img, q, 'id')})"
-            ) from None
+    numbers = (("row", "Row", None), ("col", "Col", None), ("field", "FieldID", None),
+               ("plane", "PlaneID", 1), ("timepoint", "TimepointID", 0),
+               ("channel", "ChannelID", None))  # fmt: skip
+    for n, img in enumerate(images, start=1):
+        entry: dict = {
+            "url": _text_ns(img, q, "URL"),
+            "channel_name": _text_ns(img, q, "ChannelName"),
+        }
+        what = f"the Harmony index {index}: Image entry {n} (id {_text_ns(img, q, 'id')})"
+        if not entry["url"]:
+            raise PlateError(f"{what} has no URL (the image file's name)")
+        for key, tag, default in numbers:
+            text = _text_ns(img, q, tag)
+            if text is None and default is not None:
+                entry[key] = default
+                continue
+            try:
+                entry[key] = int(text)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                found = "nothing" if text is None else repr(text[:40])
+                raise PlateError(f"{what} has {tag} {found}; expected an integer") from None
+        entries.append(entry)
     return name, entries
 
 
@@ -99,8 +108,22 @@ def _entries_from_files(folder: Path) -> list[dict]:
     return entries
 
 
-def open_layout(path: Path) -> Plate:
-    """Open a Harmony export; NotThisLayout without an index or ``r01c01f01p01-ch1...`` files."""
+def _well(e: dict, source: Path) -> str:
+    try:
+        return well_name(e["row"] - 1, e["col"])
+    except PlateError as exc:
+        raise PlateError(
+            f"{source}: image {e['url']} has Row {e['row']} and Col {e['col']}, which is not a "
+            f"well ({exc})"
+        ) from None
+
+
+def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
+    """Open a Harmony export; NotThisLayout without an index or ``r01c01f01p01-ch1...`` files.
+
+    ``plane`` and ``timepoint`` are PlaneID and TimepointID numbers as the index writes them
+    (from the file names' ``p`` and ``sk`` without an index); ``plane="max"`` is the maximum
+    projection over the planes. The lowest of each by default."""
     if not path.is_dir():
         raise NotThisLayout("not a folder")
     folder = _images_folder(path)
@@ -116,27 +139,54 @@ def open_layout(path: Path) -> Plate:
             PlateWarning,
             stacklevel=2,
         )
-    plane = min(e["plane"] for e in entries)
-    timepoint = min(e["timepoint"] for e in entries)
-    present = {f.name for f in folder.iterdir()}
-    found: dict[tuple[str, int], dict[int, Path]] = {}
+    source = index or folder
+    where = f"Operetta plate {path}"
+    timepoints = sorted({e["timepoint"] for e in entries})
+    chosen_t = choose_timepoint(
+        timepoints,
+        timepoint,
+        where,
+        f"TimepointID in {index.name}" if index else "sk in file names",
+    )
+    entries = [e for e in entries if e["timepoint"] == chosen_t]
+    planes = sorted({e["plane"] for e in entries})
+    chosen_z = choose_plane(
+        planes, plane, where, f"PlaneID in {index.name}" if index else "p in file names"
+    )
+    if chosen_z != MAX_PROJECTION:
+        entries = [e for e in entries if e["plane"] == chosen_z]
+    listed_urls = {e["url"] for e in entries}
+    usable, problems = scan_folder(folder, lambda n: n if n in listed_urls else None)
+    warn_unreadable(folder, problems)
+    present = {f.name for f, _ in usable}
+    # (well, field) -> channel -> {plane: path}
+    by_plane: dict[tuple[str, int], dict[int, dict[int, Path]]] = {}
     channel_names: dict[int, str] = {}
     for e in entries:
-        if e["plane"] != plane or e["timepoint"] != timepoint:
-            continue
         channel_names.setdefault(e["channel"], e["channel_name"] or f"ch{e['channel']}")
-        if e["url"] not in present:
-            continue  # reported by complete_sites as a missing channel file
-        well = well_name(e["row"] - 1, e["col"])
-        found.setdefault((well, e["field"]), {})[e["channel"]] = folder / e["url"]
-    listed = {(well_name(e["row"] - 1, e["col"]), e["field"]) for e in entries}
-    for key in listed - set(found):
+        site = by_plane.setdefault((_well(e, source), e["field"]), {})
+        if e["url"] in present:  # else reported by complete_sites as a missing channel file
+            site.setdefault(e["channel"], {})[e["plane"]] = folder / e["url"]
+    found: dict[tuple[str, int], dict[int, Path | tuple[Path, ...]]] = {}
+    why: dict[tuple[str, int], str] = {}
+    for key, channels in by_plane.items():
         found[key] = {}
+        lacking: set[int] = set()
+        for c, paths in channels.items():
+            if chosen_z != MAX_PROJECTION:
+                found[key][c] = paths[chosen_z]
+            elif len(paths) == len(planes):
+                found[key][c] = tuple(paths[z] for z in planes)
+            else:
+                lacking.update(set(planes) - set(paths))
+        if lacking:
+            why[key] = f"in plane(s) {', '.join(map(str, sorted(lacking)))}"
     channel_ids = sorted(channel_names)
-    files = complete_sites(found, channel_ids, folder)
+    files = complete_sites(found, channel_ids, folder, why)
     if not files:
         raise PlateError(f"{folder}: no site has a file for every channel")
     first = files[min(files)][0]
+    first = first[0] if isinstance(first, tuple) else first
     shape, dtype = image_header(first)
     return ChannelFilesPlate(
         name=name or path.name,
@@ -148,4 +198,8 @@ def open_layout(path: Path) -> Plate:
         dtype=dtype,
         shape_source=f"{first} {tuple(shape[-2:])}",
         files=files,
+        planes=planes,
+        timepoints=timepoints,
+        plane=chosen_z,
+        timepoint=chosen_t,
     )

@@ -19,10 +19,12 @@ from napari_dcmix.plate._io import (
     ChannelFilesPlate,
     complete_sites,
     image_header,
+    scan_folder,
     sites_by_well,
     walk_files,
+    warn_unreadable,
 )
-from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate.base import Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.wells import normalise_well
 
@@ -76,16 +78,31 @@ def _metadata(folder: Path, experiment: str, plate_no: str) -> dict[tuple[str, i
     else:
         return {}
     out: dict[tuple[str, int], dict] = {}
+    reader = None
     try:
-        with meta.open(newline="") as fh:
-            for row in csv.DictReader(fh):
+        with meta.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
                 if not _same_experiment(row.get("experiment", experiment), experiment):
                     continue
                 if str(row.get("plate", plate_no)) != plate_no:
                     continue
                 out[(normalise_well(row["well"]), int(row["site"]))] = row
-    except (KeyError, ValueError, PlateError, csv.Error) as exc:
-        raise PlateError(f"cannot read RxRx1 metadata {meta}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PlateError(
+            f"cannot read RxRx1 metadata {meta}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
+            f" cannot be decoded); save it as UTF-8"
+        ) from None
+    except KeyError as exc:
+        raise PlateError(
+            f"cannot read RxRx1 metadata {meta}: no {exc} column; expected columns "
+            "experiment, plate, well, site"
+        ) from None
+    except (ValueError, PlateError, csv.Error) as exc:
+        line = f" line {reader.line_num}" if reader is not None else ""
+        raise PlateError(f"cannot read RxRx1 metadata {meta}{line}: {exc}") from None
+    except OSError as exc:
+        raise PlateError(f"cannot read RxRx1 metadata {meta}: {exc.strerror or exc}") from None
     return out
 
 
@@ -95,16 +112,19 @@ class RxRx1Plate(ChannelFilesPlate):
     site_metadata: dict[tuple[str, int], dict]
 
 
-def open_layout(path: Path) -> Plate:
-    """Open an RxRx1 plate; NotThisLayout if there are no ``B02_s1_w1.png`` files."""
+def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
+    """Open an RxRx1 plate; NotThisLayout if there are no ``B02_s1_w1.png`` files. RxRx1 has
+    one plane and one timepoint (``[1]``; ``plane`` may be 1 or ``"max"``)."""
     if not path.is_dir():
         raise NotThisLayout("not a folder")
     folder = _find_plate_folder(path)
+    where = f"RxRx1 plate {folder}"
+    choose_plane([1], plane, where), choose_timepoint([1], timepoint, where)
+    entries, problems = scan_folder(folder, parse_filename)
+    warn_unreadable(folder, problems)
     found: dict[tuple[str, int], dict[int, Path]] = {}
-    for f in sorted(folder.iterdir()):
-        key = parse_filename(f.name) if f.is_file() else None
-        if key is not None:
-            found.setdefault(key[:2], {})[key[2]] = f
+    for f, key in entries:
+        found.setdefault(key[:2], {})[key[2]] = f
     channel_ids = sorted({c for by_ch in found.values() for c in by_ch})
     bad = [c for c in channel_ids if not 1 <= c <= len(CHANNELS)]
     if bad:
@@ -127,6 +147,8 @@ def open_layout(path: Path) -> Plate:
         dtype=np.uint8 if dtype == np.dtype(bool) else dtype,
         shape_source=f"{first} {tuple(shape[:2])}",
         files=files,
+        plane=plane,
+        timepoint=timepoint,
     )
     plate.site_metadata = _metadata(folder, experiment, plate_no)
     return plate

@@ -14,8 +14,16 @@ import numpy as np
 
 from napari_dcmix.errors import PlateError
 from napari_dcmix.plate import _io
-from napari_dcmix.plate._io import TiffMapper, image_header, read_image, sites_by_well
-from napari_dcmix.plate.base import Plate
+from napari_dcmix.plate._io import (
+    TiffMapper,
+    image_header,
+    read_image,
+    read_text_file,
+    scan_folder,
+    sites_by_well,
+    warn_unreadable,
+)
+from napari_dcmix.plate.base import Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.wells import normalise_well
 
@@ -65,15 +73,32 @@ class TiffFolderPlate(Plate):
         self._check_dtype(data.dtype, f"image {path}")
         return data
 
-    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
-        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+    def _view(self, well: str, site: int) -> np.ndarray | None:
+        """The site's pixels memory-mapped (uncompressed TIFF), ``(C, H, W)``, else None."""
         view = self._tiffs.view(self._files[(well, site)])
         if view is not None:
             view = _as_chw(view)
         if view is None or view.shape != (len(self.channels), *self.image_shape):
-            return super()._read_thumbnail(well, site, factor)  # compressed or bad: full read
+            return None  # compressed or bad: the full read path decodes and reports it
         self._check_dtype(view.dtype, f"image {self._files[(well, site)]}")
+        return view
+
+    def _read_thumbnail(self, well: str, site: int, factor: int) -> np.ndarray:
+        """Uncompressed TIFFs: memory-mapped, only every ``factor``-th row touched."""
+        view = self._view(well, site)
+        if view is None:
+            return super()._read_thumbnail(well, site, factor)
         return np.array(view[:, ::factor, ::factor], dtype=self.dtype)
+
+    def cheap_regions(self, well: str, site: int) -> bool:
+        return self._view(self._site(well, site), int(site)) is not None
+
+    def _read_region(self, well: str, site: int, y0: int, y1: int, x0: int, x1: int):
+        """Uncompressed TIFFs: memory-mapped, only the region's rows touched."""
+        view = self._view(well, site)
+        if view is None:
+            return super()._read_region(well, site, y0, y1, x0, x1)
+        return np.array(view[:, y0:y1, x0:x1], dtype=self.dtype)
 
 
 def _as_chw(data: np.ndarray) -> np.ndarray:
@@ -87,7 +112,8 @@ def _as_chw(data: np.ndarray) -> np.ndarray:
 def _channel_names(folder: Path, first: Path, n: int) -> list[str]:
     listing = folder / CHANNELS_FILE
     if listing.is_file():
-        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        text = read_text_file(listing, "channel list")
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if len(names) != n:
             raise PlateError(f"{listing} names {len(names)} channels but {first} has {n}")
         return names
@@ -104,22 +130,28 @@ def _channel_names(folder: Path, first: Path, n: int) -> list[str]:
     return [f"ch{i + 1}" for i in range(n)]
 
 
-def open_layout(path: Path) -> Plate:
-    """Open a TIFF-per-site folder; NotThisLayout if no file is named like ``B02_s1.tif``."""
+def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
+    """Open a TIFF-per-site folder; NotThisLayout if no file is named like ``B02_s1.tif``.
+
+    Entries named like a site that cannot be read (a broken symbolic link, a symbolic link
+    loop, a folder, a FIFO) are skipped with a PlateWarning naming each. The layout has one
+    plane and one timepoint (``[1]``)."""
     if not path.is_dir():
         raise NotThisLayout("not a folder")
+    entries, problems = scan_folder(path, parse_filename)
     files: dict[tuple[str, int], Path] = {}
-    for entry in sorted(path.iterdir()):
-        key = parse_filename(entry.name) if entry.is_file() else None
-        if key is None:
-            continue
+    for entry, key in entries:
         if key in files:
             raise PlateError(
                 f"{path}: both {files[key].name} and {entry.name} are well {key[0]} site {key[1]}"
             )
         files[key] = entry
     if not files:
-        raise NotThisLayout("no files named like B02_s1.tif in the folder")
+        more = f" ({'; '.join(problems[:3])})" if problems else ""
+        raise NotThisLayout(f"no readable files named like B02_s1.tif in the folder{more}")
+    where = f"TIFF plate folder {path}"
+    choose_plane([1], plane, where), choose_timepoint([1], timepoint, where)
+    warn_unreadable(path, problems)
     first = files[min(files)]
     shape, dtype = image_header(first)
     if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
@@ -138,4 +170,6 @@ def open_layout(path: Path) -> Plate:
         dtype=dtype,
         shape_source=f"{first} ({shape})",
         files=files,
+        plane=plane,
+        timepoint=timepoint,
     )
