@@ -235,7 +235,8 @@ def test_forms_are_built_from_the_settings_metadata(widget):
     assert sorted(form.widgets) == sorted(shown) and "device" not in form.widgets
     advanced = {f.name for f in settings_fields(TrainConfig) if f.metadata["advanced"]}
     assert advanced and {w.name for w in form.basic} == set(shown) - advanced
-    assert set(form.folded) == {"training", "architecture"}
+    groups = {f.metadata["group"] for f in settings_fields(TrainConfig) if f.name in advanced}
+    assert set(form.folded) == groups and {"training", "architecture"} <= groups
     epochs = form.widgets["epochs"]
     assert (epochs.label, epochs.min, epochs.max) == ("Epochs", 1, 1000)
     assert epochs.value == 30 and form.widgets["mode"].value == "mixing"  # the session's
@@ -245,7 +246,10 @@ def test_forms_are_built_from_the_settings_metadata(widget):
     assert form.widgets["seed"].value == 5
     assert list(widget.predict_section.form.widgets) == ["batch_size", "read_threads"]
     assert list(widget.model_section.device_form.widgets) == ["device"]
-    widget.model_section.device_form.widgets["device"].value = "cpu"
+    device = widget.model_section.device_form.widgets["device"]
+    device.value = "cpu"  # text fields count once typed (editing finished), not at each key
+    assert widget.session.device == "auto"
+    device.native.editingFinished.emit()
     assert widget.session.device == "cpu"
     assert [f.name for f in settings_fields(PredictConfig)] == ["device", "batch_size",
                                                                  "read_threads"]  # fmt: skip
@@ -266,13 +270,20 @@ def test_a_new_setting_appears_in_the_form_without_widget_code(qtbot):
         kind: str = setting("a", "Kind", "which", choices=("a", "b"))
         on: bool = setting(True, "On", "switch")
         hidden: str = setting("x", "Hidden", "not in forms", widget=False)
+        crop: int | str | None = setting(None, "Crop", "side or 'full'; empty: the default")
 
     changes: list = []
     form = SettingsForm(Settings, Settings(), lambda n, v: changes.append((n, v)))
     qtbot.addWidget(form)
-    assert list(form.widgets) == ["scale", "kind", "on", "members"]  # basic, then folded
+    assert list(form.widgets) == ["scale", "kind", "on", "crop", "members"]  # then folded
     assert set(form.folded) == {"ensemble"} and form.widgets["members"].max == 20
     assert form.widgets["kind"].choices == ("a", "b") and form.widgets["scale"].value == 0.65
     form.widgets["members"].value = 9
     form.set_values(Settings(kind="b"))  # showing values does not report them as changes
     assert changes == [("members", 9)] and form.widgets["kind"].value == "b"
+    crop = form.widgets["crop"]  # None is "the default": an empty text field
+    assert crop.value == "" and crop.native.placeholderText() == "default"
+    for text, value in (("64", 64), ("full", "full"), ("", None)):
+        crop.value = text
+        crop.native.editingFinished.emit()
+        assert changes[-1] == ("crop", value)

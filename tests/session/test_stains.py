@@ -150,7 +150,7 @@ def test_constant_channel_is_reported_and_can_be_excluded(empty_channel_plate, s
     assert s.model is small_model
     s.exclude_channels(["RNA"])
     assert s.plate.channels == ["DNA", "ER", "AGP", "Mito"]
-    result = drain(s.fine_tune(epochs=2))
+    result = drain(s.fine_tune(epochs=2, ensemble=2))
     assert result.model.channel_names == ["DNA", "ER", "AGP", "Mito"]
     assert s.stains_match()  # the fine-tuned model reads the remaining four stains
     assert len(drain(s.predict()).wells()) == len(synth_plate.wells)

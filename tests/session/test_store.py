@@ -17,7 +17,7 @@ def worked_session(session, synth_plate):
     a well in focus."""
     session.set_annotations(synth_plate.labels)
     session.add_class("unused")
-    drain(session.fine_tune(mode="all", epochs=2))
+    drain(session.fine_tune(mode="all", epochs=2, ensemble=2))
     drain(session.predict())
     session.set_heatmap(ScoreSpec("margin", "treated", "control"))
     session.focus(synth_plate.wells[2], 1)

@@ -18,12 +18,28 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 QT_INT_MAX = 2**31 - 1  # a Qt spin box holds 32-bit integers
 
 
-def _base_type(cls: type, name: str) -> Any:
+def _base_type(cls: type, name: str) -> tuple[Any, bool]:
+    """``(type, optional)``: the field's type without None, and whether None is allowed
+    (several types, e.g. ``int | str``, come back as ``str``: typed as text)."""
     hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint, False
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return hint
+    optional = len(args) < len(typing.get_args(hint))
+    return (args[0] if len(args) == 1 else str), optional
+
+
+def parse_text(text: str) -> Any:
+    """A text field's value: empty -> None (the default), else an int, a float or the text."""
+    text = str(text).strip()
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _decimals(*values: float | None) -> int:
@@ -38,8 +54,14 @@ def field_widget(cls: type, f: dataclasses.Field, value: Any) -> Any:
     from magicgui import widgets
 
     meta = f.metadata
-    kind = _base_type(cls, f.name)
+    kind, optional = _base_type(cls, f.name)
     common = {"name": f.name, "label": meta["label"], "tooltip": meta["help"]}
+    if optional or kind not in (bool, int, float, str):
+        # None means "the default": a text field, empty for None (see parse_text)
+        w = widgets.LineEdit(value="" if value is None else str(value), **common)
+        w.native.setPlaceholderText("default")
+        w.parse = parse_text
+        return w
     if meta.get("choices"):
         return widgets.ComboBox(value=value, choices=list(meta["choices"]), **common)
     if kind is bool:
@@ -127,14 +149,20 @@ class SettingsForm(QWidget):
             self.folded[group] = fold
 
     def _make(self, cls: type, f: dataclasses.Field, values: Any) -> Any:
+        from magicgui.widgets import LineEdit
+
         w = field_widget(cls, f, getattr(values, f.name))
-        w.changed.connect(lambda value, name=f.name: self._changed(name, value))
+        if isinstance(w, LineEdit):  # text: once typed (not at each key, half written)
+            w.native.editingFinished.connect(lambda n=f.name, w=w: self._changed(n, w.value))
+        else:
+            w.changed.connect(lambda value, name=f.name: self._changed(name, value))
         self.widgets[f.name] = w
         return w
 
     def _changed(self, name: str, value: Any) -> None:
         if not self._quiet:
-            self._on_change(name, value)
+            parse = getattr(self.widgets[name], "parse", None)
+            self._on_change(name, parse(value) if parse is not None else value)
 
     def set_values(self, values: Any) -> None:
         self._quiet = True
@@ -149,4 +177,6 @@ class SettingsForm(QWidget):
             self._quiet = False
 
     def value(self, name: str) -> Any:
-        return self.widgets[name].value
+        w = self.widgets[name]
+        parse = getattr(w, "parse", None)
+        return parse(w.value) if parse is not None else w.value

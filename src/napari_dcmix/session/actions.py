@@ -83,7 +83,7 @@ def finetune_task(session: DcmixSession, **overrides: Any) -> Task:
         base = base.adapted(base.channel_names, seed=seed).with_classes(classes, seed)
     key = state.key
     sites = [(w, s) for w in plate.wells if w in labels for s in plate.sites(w)]
-    last_epoch = [0]
+    shown: set[tuple[int, int]] = set()
     session.losses = []
 
     def progress(event: Any) -> None:
@@ -91,10 +91,12 @@ def finetune_task(session: DcmixSession, **overrides: Any) -> Task:
         if event.epoch == 0 or event.loss is None:
             return
         session.losses.append(float(event.loss))
-        if event.importance and int(event.epoch) != last_epoch[0]:
-            last_epoch[0] = int(event.epoch)
+        member, members = int(getattr(event, "member", 1)), int(getattr(event, "members", 1))
+        if event.importance and (member, int(event.epoch)) not in shown:
+            shown.add((member, int(event.epoch)))
+            who = f"member {member}/{members}, " if members > 1 else ""
             session.events.importance_preview.emit(
-                dict(event.importance), f"Channel importance (epoch {event.epoch})"
+                dict(event.importance), f"Channel importance ({who}epoch {event.epoch})"
             )
 
     def result(trained: Any) -> bool:
@@ -151,6 +153,8 @@ def _finetune_work(
 
 
 def _progress_of(event: Any) -> tuple[int, int]:
+    if getattr(event, "total", 0):  # steps over all ensemble members
+        return int(event.done), int(event.total)
     if event.epoch == 0:  # reading the annotated sites
         return int(event.step), int(event.steps)
     done = (int(event.epoch) - 1) * int(event.steps) + int(event.step)
