@@ -4,9 +4,13 @@ One command, nothing to install beyond torch + numpy (run from the repository ro
 
     PYTHONPATH=src python bench/gpu_check.py [--quick] [--markdown PATH]
 
-1. Correctness: the same models predict the same random 5-channel uint16 sites on the CPU
-   (float32) and on CUDA through ``predict_arrays`` (autocast float16, pinned transfers);
-   prints the max absolute difference of class probabilities, also for CUDA float32.
+1. Correctness on trained models and real plate sites: the shipped default model, and ResNet-18
+   / ResNet-50 models trained here for a few epochs on a synthetic plate (phenotype in Mito),
+   predict another plate's sites read from its TIFF files on the CPU (float32) and on CUDA
+   through ``predict_plate`` (tiles at the model's scale, autocast float16, pinned transfers);
+   prints the max absolute difference of class probabilities (also CUDA float32), whether the
+   predicted classes agree, and the spread of the probabilities over the sites (so that
+   agreement is not that of a near-constant output).
 2. Throughput: images/s of the model's forward pass at 5x512x512 for batch sizes 32..512,
    default backbone and ResNet-18/50, with and without autocast and channels_last
    (inputs already on the GPU: the model's ceiling), plus end-to-end ``predict_arrays``
@@ -41,28 +45,69 @@ def _model(backbone: str, input_size: int):
     return model.eval()
 
 
-def correctness(n: int = 16) -> list[str]:
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 4096, size=(n, 5, SIZE, SIZE), dtype=np.uint16)
-    lines = ["| backbone | input | max abs diff p (CUDA autocast vs CPU) | (CUDA fp32 vs CPU) |"]
-    lines.append("|---|---|---|---|")
-    for backbone in BACKBONES:
-        for size in (128, SIZE):
-            model = _model(backbone, size)
-            cpu = predict_arrays(model, x, batch_size=8, device="cpu")
-            amp = predict_arrays(model, x, batch_size=8, device=DEV)
-            # fp32 on CUDA: same preprocessing, forward without autocast.
-            from napari_dcmix.model.data import preprocess
+def _plates(root):
+    """(training plate, its labels), evaluation plate: synthetic, phenotype in Mito, on disk."""
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.synthetic import write_synthetic_plate
 
-            batch = np.stack([preprocess(im, size, model.normalisation) for im in x])
-            net = model.to(DEV)
+    size = 256 if SIZE >= 256 else 128  # at least one crop of the default model
+    tr = write_synthetic_plate(root / "train", n_wells=24, sites=2, image_size=size, seed=11)
+    ev = write_synthetic_plate(root / "eval", n_wells=16, sites=2, image_size=size, seed=12)
+    return (open_plate(tr.path), tr.labels), open_plate(ev.path)
+
+
+def _trained(backbone: str, plate, labels):
+    """The shipped default model, or a model of ``backbone`` trained here on the GPU."""
+    from napari_dcmix.model import TrainConfig, default_model_path, load_model, train
+
+    if backbone == "small_cnn" and default_model_path().is_file():
+        return load_model(default_model_path()), "shipped default"
+    cfg = TrainConfig(backbone=backbone, epochs=3, ensemble=1, crop=min(128, SIZE), device=DEV,
+                      batch_size=16)  # fmt: skip
+    gen = train(None, plate, labels, cfg)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value.model, f"trained here, 3 epochs on {DEV}"
+
+
+def correctness() -> list[str]:
+    import tempfile
+    from pathlib import Path
+
+    from napari_dcmix.model import predict_plate_all
+
+    lines = [
+        "| model | max abs diff p (CUDA autocast vs CPU) | (CUDA fp32 vs CPU) | classes agree "
+        "| p spread over sites (std) |",
+        "|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        (plate, labels), eval_plate = _plates(Path(tmp))
+        for backbone in BACKBONES:
+            model, origin = _trained(backbone, plate, labels)
+            cpu = predict_plate_all(model, eval_plate, device="cpu")
+            amp = predict_plate_all(model, eval_plate, device=DEV)
+            p_cpu = np.stack([s.probs for s in cpu.sites])
+            p_amp = np.stack([s.probs for s in amp.sites])
+            # fp32 on CUDA: the same inputs (host tiles), the forward without autocast
+            from napari_dcmix.model.sites import SitePrep
+
+            prep = SitePrep(model.scale, model.input_size, model.normalisation)
+            net = model.to(DEV).eval()
+            fp32 = []
             with torch.inference_mode():
-                logits = net(torch.from_numpy(batch).to(DEV))
-            fp32 = torch.softmax(logits.float(), 1).cpu().numpy()
+                for s in cpu.sites:
+                    tiles = torch.from_numpy(prep.tiles(eval_plate.read(s.well, s.site)))
+                    p = torch.softmax(net(tiles.to(DEV)).float(), 1).mean(0)
+                    fp32.append(p.cpu().numpy())
             model.to("cpu")
+            agree = float((p_cpu.argmax(1) == p_amp.argmax(1)).mean())
             lines.append(
-                f"| {backbone} | {size} | {np.abs(amp - cpu).max():.2e} | "
-                f"{np.abs(fp32 - cpu).max():.2e} |"
+                f"| {backbone} ({origin}, {model.scale}) | {np.abs(p_amp - p_cpu).max():.2e} | "
+                f"{np.abs(np.stack(fp32) - p_cpu).max():.2e} | {agree:.0%} | "
+                f"{p_cpu[:, 1].std():.3f} |"
             )
             print(lines[-1], flush=True)
     return lines
@@ -157,17 +202,18 @@ def end_to_end(batch_sizes: list[int]) -> list[str]:
 
 
 def streaming() -> list[str]:
-    """predict_plate (background reads, pinned transfers, autocast) on a small plate on disk."""
+    """predict_plate (background reads, pinned transfers, autocast) on a small plate on disk,
+    with the shipped default model."""
     import tempfile
 
-    from napari_dcmix.model import predict_plate_all
+    from napari_dcmix.model import default_model_path, load_model, predict_plate_all
     from napari_dcmix.plate import open_plate
     from napari_dcmix.synthetic import write_synthetic_plate
 
     with tempfile.TemporaryDirectory() as tmp:
         info = write_synthetic_plate(tmp, layout="tiff", n_wells=24, sites=2, image_size=256)
         plate = open_plate(info.path)
-        model = _model("small_cnn", 128)
+        model = load_model(default_model_path())
         cpu = predict_plate_all(model, plate, device="cpu")
         t0 = time.perf_counter()
         gpu = predict_plate_all(model, plate, device=DEV)
@@ -176,8 +222,9 @@ def streaming() -> list[str]:
         float(np.abs(a.probs - b.probs).max()) for a, b in zip(cpu.sites, gpu.sites, strict=True)
     )
     line = (
-        f"predict_plate streaming, 48 sites 5x256x256 from TIFF: device used {gpu.device}, "
-        f"max abs diff p vs CPU {diff:.2e}, {len(gpu.sites) / dt:,.0f} sites/s"
+        f"predict_plate streaming, 48 sites 5x256x256 from TIFF, shipped default model "
+        f"({model.scale}): device used {gpu.device}, max abs diff p vs CPU {diff:.2e}, "
+        f"{len(gpu.sites) / dt:,.0f} sites/s"
     )
     print(line, flush=True)
     return [line]

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from napari_dcmix.model import (
+    FINETUNE_DEFAULTS,
     TrainConfig,
     default_model_path,
+    finetune_config,
     predict_plate_all,
     save_model,
     train,
@@ -31,6 +33,9 @@ from napari_dcmix.synthetic import write_synthetic_plate
 TRAIN_PHENOTYPES = ("Mito", "ER", "DNA")
 TRANSFER_PHENOTYPE = "AGP"
 PLATE_KW = dict(layout="tiff", n_wells=48, sites=4, image_size=128)
+FINETUNE_TEXT = "the fine-tuning defaults: " + ", ".join(
+    f"{k} {v}" for k, v in FINETUNE_DEFAULTS.items()
+)
 
 
 def _run(gen, label: str):
@@ -38,23 +43,18 @@ def _run(gen, label: str):
 
     def show(ev) -> None:
         top = max(ev.importance, key=ev.importance.get) if ev.importance else "-"
-        val = "" if ev.val_accuracy is None else f" val_acc {ev.val_accuracy:.3f}"
         print(
-            f"  [{label}] epoch {ev.epoch}/{ev.epochs} loss {ev.loss:.4f} "
-            f"train_acc {ev.train_accuracy:.3f}{val} top {top}",
+            f"  [{label}] member {ev.member}/{ev.members} epoch {ev.epoch}/{ev.epochs} "
+            f"loss {ev.loss:.4f} train_acc {ev.train_accuracy:.3f} top {top}",
             flush=True,
         )
 
-    last = None  # the last event of the current epoch (the epoch summary comes last)
     try:
         while True:
             ev = next(gen)
-            if last is not None and ev.epoch != last.epoch:
-                show(last)
-            last = ev if ev.epoch > 0 and ev.loss is not None else None
+            if ev.phase == "train" and " done: " in ev.message:  # an epoch's summary
+                show(ev)
     except StopIteration as stop:
-        if last is not None:
-            show(last)
         return stop.value
 
 
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from napari_dcmix.cli.train import print_evidence
+
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dcmix-default-"))
@@ -92,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"plates written in {time.perf_counter() - t0:.1f} s under {work}")
 
-    config = TrainConfig(mode="scratch", epochs=args.epochs, seed=args.seed, input_size=128)
+    # the product's defaults: an ensemble of 5 members (5-fold cross-validation by well),
+    # 128-pixel crops at bin 1 (the training sites are 128 px: one crop is the whole site)
+    config = TrainConfig(mode="scratch", epochs=args.epochs, seed=args.seed)
     result = _run(
         train(None, [p for p, _ in train_set], [lab for _, lab in train_set], config),
         "default",
@@ -103,27 +107,23 @@ def main(argv: list[str] | None = None) -> int:
         f"(scripts/train_default_model.py, seed {args.seed})"
     )
     t_train = time.perf_counter() - t0
+    print()
+    print_evidence(model)
 
     print("\nheld-out plates (new seeds), well-level accuracy:")
     for (p, labels), name in zip(test_set, TRAIN_PHENOTYPES, strict=True):
         print(f"  phenotype in {name:5s}: {_accuracy(model, p, labels):.3f}")
-    ranking = sorted(model.channel_importance().items(), key=lambda kv: -kv[1])
-    print("importance ranking:", ", ".join(f"{c} {w:.3f}" for c, w in ranking))
 
-    # Transfer: fresh mixing layer + head on a stain the model never saw change, backbone frozen.
+    # Transfer: the fine-tuning defaults (fresh mixing layer + head, backbone frozen) on a
+    # plate whose phenotype lies in a stain the model never saw change.
     tr_plate, tr_labels = plate(f"transfer-{TRANSFER_PHENOTYPE}", TRANSFER_PHENOTYPE, 777)
     ho_plate, ho_labels = plate(f"transfer-test-{TRANSFER_PHENOTYPE}", TRANSFER_PHENOTYPE, 778)
-    fresh = model.adapted(model.channel_names, seed=args.seed)
     tuned = _run(
-        train(fresh, tr_plate, tr_labels, TrainConfig(mode="mixing", epochs=6, seed=args.seed)),
-        "transfer",
+        train(model, tr_plate, tr_labels, finetune_config(seed=args.seed)), "transfer"
     ).model
-    ranking_t = sorted(tuned.channel_importance().items(), key=lambda kv: -kv[1])
-    print(
-        f"\ntransfer to a {TRANSFER_PHENOTYPE} phenotype (mixing + head only, 6 epochs): "
-        f"held-out accuracy {_accuracy(tuned, ho_plate, ho_labels):.3f}; ranking "
-        + ", ".join(f"{c} {w:.3f}" for c, w in ranking_t)
-    )
+    print(f"\ntransfer to a {TRANSFER_PHENOTYPE} phenotype ({FINETUNE_TEXT}):")
+    print_evidence(tuned, out=lambda line: print("  " + line))
+    print(f"  accuracy on a new plate: {_accuracy(tuned, ho_plate, ho_labels):.3f}")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out)

@@ -23,6 +23,8 @@ _LAZY = {
     "TrainConfig": "napari_dcmix.model",
     "predict_plate": "napari_dcmix.model",
     "default_model_path": "napari_dcmix.model",
+    "predict_screen": "napari_dcmix.screen",
+    "PredictConfig": "napari_dcmix.model",
 }
 
 __all__ = ["__version__", *_LAZY]

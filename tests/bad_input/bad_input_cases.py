@@ -548,6 +548,14 @@ MODELS = [
     Case("importance-bad-model", ("importance", M), rf"model file '{WS}/m\.pt' is not a "
          r"napari-dcmix checkpoint", (write("m.pt", "not a model"),)),
     Case("importance-folder", ("importance", "{ws}"), rf"model file '{WS}' is a folder", ()),
+    Case("info-bad-model", info(M), rf"model file '{WS}/m\.pt' is not a napari-dcmix "
+         r"checkpoint: expected a PyTorch file .* found a text file",
+         (write("m.pt", "not a model"),)),
+    Case("info-truncated-model", info(M), r"\(unreadable or truncated",
+         (model("m.pt"), truncate("m.pt", 3000))),
+    Case("info-model-with-plane", info(M, "--plane", "2"),
+         rf"--plane chooses what is read from a plate; {WS}/m\.pt is a model file",
+         (model("m.pt"),)),
     Case("train-init-text-file", train("{ws}/p", LABELS, "--init", M),
          r"m\.pt' is not a napari-dcmix checkpoint", (plate("tiff"), write("m.pt", "text"))),
 ]  # fmt: skip

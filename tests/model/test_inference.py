@@ -108,7 +108,8 @@ def test_rows_and_csv(array_plate, model, tmp_path: Path) -> None:
     rows = preds.to_rows()
     assert [r["level"] for r in rows] == ["site"] * 6 + ["well"] * 2
     assert list(rows[0]) == ["plate", "well", "site", "level", "prediction", "confidence",
-                             "p_control", "p_treated"]  # fmt: skip
+                             "p_control", "p_treated", "sites_used", "notes", "path"]  # fmt: skip
+    assert rows[6]["sites_used"] == 3 and rows[0]["sites_used"] == "" and rows[0]["notes"] == ""
     wells = preds.wells()
     assert [w.well for w in wells] == ["A02", "A03"] and wells[0].n_sites == 3
     np.testing.assert_allclose(wells[0].probs, np.mean([s.probs for s in preds.sites[:3]], 0))

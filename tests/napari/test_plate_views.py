@@ -52,7 +52,7 @@ def test_clicking_a_well_zooms_to_it_and_shows_its_sites(widget, wait_for, qtbot
     viewer = widget.viewer
     plate, geometry = widget.session.current.raw, widget.geometry
     rect = next(r for w, s, r in site_rectangles(plate, geometry) if (w, s) == ("A03", 2))
-    centre = np.mean(np.asarray(rect, dtype=float), axis=0)
+    centre = np.mean(np.asarray(rect, dtype=float), axis=0) * geometry.scale
     zoom_before = camera_of(viewer).zoom
     canvas = viewer.window._qt_viewer.canvas.native
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=_canvas_point(viewer, centre))
@@ -63,6 +63,31 @@ def test_clicking_a_well_zooms_to_it_and_shows_its_sites(widget, wait_for, qtbot
     assert viewer.layers[SITE_LAYER].visible and widget.predict_section.sites_box.isChecked()
     assert "<b>A03</b> site 2" in widget.plate_section.focus.text()
     assert "s1 " in widget.plate_section.focus.text()  # its sites' predictions are listed
+
+
+def test_click_and_blends_on_a_plate_with_a_pixel_size(widget, qtbot, other_plate):
+    """Layers of a plate whose pixel size is known are in micrometres: a click still finds
+    the well under it, and the blended images line up with the plate's pixels."""
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.plate.mosaic import well_rectangles
+
+    plate = open_plate(other_plate.path)
+    plate.pixel_size_um = 0.5
+    widget.session.add_plate(plate)
+    viewer, geometry = widget.viewer, widget.geometry
+    assert geometry.scale == (0.5, 0.5)
+    rect = dict(well_rectangles(plate, geometry))["A04"]
+    centre = np.mean(np.asarray(rect, dtype=float), axis=0) * 0.5
+    viewer.reset_view()
+    qtbot.wait(50)
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=_canvas_point(viewer, centre))
+    qtbot.waitUntil(lambda: widget.session.current.focus is not None, timeout=5000)
+    assert widget.session.current.focus[0] == "A04"
+    assert np.allclose(camera_of(viewer).center[-2:], centre, atol=1.0)  # zoomed to it
+    (layer, *_rest) = widget.show_network_view()
+    assert tuple(layer.scale) == (0.5, 0.5)
+    assert layer.translate[1] > geometry.shape[1] * 0.5  # beside the plate, in micrometres
 
 
 def test_what_the_network_sees(widget, synth_plate):
@@ -77,7 +102,7 @@ def test_what_the_network_sees(widget, synth_plate):
     expected = blended_images(widget.model, widget.plate.read("A02", 2))
     for i, layer in enumerate(layers):
         assert np.allclose(layer.data, expected[i])
-        assert layer.translate[1] > widget.geometry.shape[1]  # beside the plate, not over it
+        assert layer.translate[1] > widget.geometry.shape[1]  # beside the plate (scale 1)
     widget.show_network_view("A01", 1)  # another site replaces them
     names = [la.name for la in widget.viewer.layers if la.name.startswith("network sees")]
     assert names == [f"network sees {i}/{k} (A01 s1)" for i in range(1, k + 1)]

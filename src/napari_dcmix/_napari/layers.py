@@ -1,7 +1,15 @@
-"""Plate -> napari layer data: one additive multiscale image per channel and a "wells" layer."""
+"""Plate -> napari layer data: one additive multiscale image per channel and a "wells" layer.
+
+Every layer drawn on a plate mosaic has its data in the mosaic's pixel coordinates
+(``MosaicGeometry``) and takes ``mosaic_layer_kwargs(geometry)``: ``scale`` = the plate's
+pixel size (and ``units`` micrometres) when it is known, so napari's scale bar shows
+micrometres and the layers stay aligned. Text sizes (``text_size``) are in world units, since
+napari sizes scaled text in world units, not in a layer's data units.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -29,6 +37,7 @@ def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
     geometry = mosaic.geometry
     meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry, KEY_KEY: plate_key(plate)}
     limits = sample_contrast_limits(plate)
+    physical = mosaic_layer_kwargs(geometry)
     layers: list[tuple[Any, dict, str]] = []
     for c, (name, cmap) in enumerate(
         zip(plate.channels, channel_colormaps(plate.channels), strict=True)
@@ -43,6 +52,7 @@ def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
                     "contrast_limits": limits[c],
                     "multiscale": True,
                     "metadata": {**meta, ROLE_KEY: "channel", "channel": name},
+                    **physical,
                 },
                 "image",
             )
@@ -59,10 +69,33 @@ def channel_levels(plate: Any) -> tuple[list, list]:
     return [mosaic.channel_levels(c) for c in range(len(plate.channels))], list(limits)
 
 
+@functools.cache
+def _layers_take_units() -> bool:
+    """Whether this napari's layers accept ``units`` (napari 0.6 and later)."""
+    import inspect
+
+    from napari.layers import Image
+
+    return "units" in inspect.signature(Image.__init__).parameters
+
+
+def mosaic_layer_kwargs(geometry: MosaicGeometry) -> dict[str, Any]:
+    """``scale`` (and ``units``) for a layer drawn in the mosaic's pixel coordinates: the
+    plate's pixel size in micrometres when it is known, else nothing (scale 1, pixels)."""
+    if geometry.pixel_size_um is None:
+        return {}
+    out: dict[str, Any] = {"scale": geometry.scale}
+    if _layers_take_units():
+        out["units"] = ("micrometer", "micrometer")
+    return out
+
+
 def text_size(geometry: MosaicGeometry, chars: int = 12) -> float:
-    """Text size (data units, scaled with zoom) so ``chars`` characters span about one well."""
+    """Text size so ``chars`` characters span about one well. In world units (napari scales
+    text with zoom in world units): the same on screen, relative to the wells, whatever the
+    plate's pixel size."""
     well_width = geometry.site_grid[1] * geometry.site_pitch[1]
-    return max(2.0, round(well_width / (0.75 * chars), 1))
+    return geometry.scale[1] * max(2.0, round(well_width / (0.75 * chars), 1))
 
 
 def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, str]:
@@ -81,6 +114,7 @@ def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, s
         "label": [""] * len(wells),
     }
     size = text_size(geometry)
+    offset = size / geometry.scale[1]  # text translation is in data units (mosaic pixels)
     return (
         [np.asarray(r, dtype=float) for _, r in rects],
         {
@@ -95,7 +129,7 @@ def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, s
                 "anchor": "upper_left",
                 "size": size,
                 "color": "white",
-                "translation": [0.9 * size, 0.2 * size],  # inside the well, top left
+                "translation": [0.9 * offset, 0.2 * offset],  # inside the well, top left
                 "scaling": True,
             },
             "metadata": {
@@ -104,6 +138,7 @@ def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, s
                 KEY_KEY: plate_key(plate),
                 ROLE_KEY: "wells",
             },
+            **mosaic_layer_kwargs(geometry),
         },
         "shapes",
     )

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from napari_dcmix._napari.colors import class_colors
-from napari_dcmix._napari.layers import GEOMETRY_KEY, KEY_KEY, PLATE_KEY, ROLE_KEY, text_size
+from napari_dcmix._napari.layers import (
+    GEOMETRY_KEY,
+    KEY_KEY,
+    PLATE_KEY,
+    ROLE_KEY,
+    mosaic_layer_kwargs,
+    text_size,
+)
 from napari_dcmix.plate.mosaic import MosaicGeometry, site_rectangles, well_rectangles
 from napari_dcmix.session.scores import ScoreSpec, score_colors, well_features, well_scores
 
@@ -175,7 +182,8 @@ def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -
         return old
     if old is not None:
         viewer.layers.remove(old)
-    layer = viewer.add_shapes(shapes, **kwargs)
+    # drawn in the mosaic's pixel coordinates: the plate layers' scale keeps it aligned
+    layer = viewer.add_shapes(shapes, **{**mosaic_layer_kwargs(meta[GEOMETRY_KEY]), **kwargs})
     if above is not None and above in viewer.layers:
         # keep the wells layer on top so it stays selectable for annotation
         viewer.layers.move(viewer.layers.index(above), len(viewer.layers))

@@ -310,16 +310,17 @@ class PlateLayers:
         """A click (no drag) on a plate in pan/zoom mode focuses the well and site under it."""
         if layer.mode != "pan_zoom":
             return
-        start = np.asarray(event.position, dtype=float)
+        where = np.asarray(layer.world_to_data(event.position), dtype=float)
+        pressed = np.asarray(event.pos, dtype=float)  # canvas pixels
         moved = False
         yield
         while event.type == "mouse_move":
-            moved = moved or bool(np.abs(np.asarray(event.position) - start).max() > 2)
+            moved = moved or bool(np.abs(np.asarray(event.pos) - pressed).max() > 3)
             yield
         key = self.key_of(layer)
         if moved or key not in self.sets:
             return
-        found = self.hit(key, start)
+        found = self.hit(key, where)
         if found is not None:
             self.session.focus(found[0], found[1], key)
 
@@ -335,9 +336,15 @@ class PlateLayers:
         found = self.sets[key]
         plate = found.wells.metadata[PLATE_KEY]
         rect = dict(well_rectangles(plate, found.geometry))[well]
-        self._zoom_to(np.asarray(rect, dtype=float))
+        self._zoom_to(self._world(found, rect))
+
+    @staticmethod
+    def _world(found: PlateLayerSet, points: Any) -> np.ndarray:
+        """Mosaic pixel coordinates -> world (the layers' scale: the plate's pixel size)."""
+        return np.asarray(points, dtype=float) * np.asarray(found.geometry.scale, dtype=float)
 
     def _zoom_to(self, rect: np.ndarray) -> None:
+        """Centre the camera on a world rectangle and zoom so it fills the canvas."""
         (y0, x0), (y1, x1) = rect.min(axis=0), rect.max(axis=0)
         canvas = getattr(self.viewer, "canvas", None)  # napari 0.9; _canvas_size before
         height, width = getattr(canvas, "size", None) or self.viewer._canvas_size
@@ -358,22 +365,25 @@ class PlateLayers:
         (y0, _x0), _ = rects[(view.well, view.site)]
         k, h, w = view.images.shape
         left = found.geometry.shape[1] + GAP * w
+        scale = np.asarray(found.geometry.scale, dtype=float)
         added = []
         for i in range(k):
             image = view.images[i]
             lo, hi = np.percentile(image, [1, 99.8])
+            corner = self._world(found, (y0, left + i * (1 + GAP) * w))
             added.append(
                 self.viewer.add_image(
                     image,
                     name=f"network sees {i + 1}/{k} ({view.well} s{view.site})",
                     colormap="gray",
                     contrast_limits=(float(lo), float(max(hi, lo + 1e-6))),
-                    translate=(float(y0), float(left + i * (1 + GAP) * w)),
+                    scale=tuple(scale),  # the site's pixels, as on the plate
+                    translate=tuple(corner),
                     metadata={ROLE_KEY: NETWORK_ROLE, KEY_KEY: view.plate_key},
                 )
             )
-        span = np.array([[y0, left], [y0 + h, left + k * (1 + GAP) * w]], dtype=float)
-        self._zoom_to(span)
+        span = [[y0, left], [y0 + h, left + k * (1 + GAP) * w]]
+        self._zoom_to(self._world(found, span))
         if self.alive(found.wells):
             self.viewer.layers.selection.active = found.wells
         return added

@@ -1,4 +1,5 @@
-"""npe2 reader: a plate folder, ``.zarr`` or ``Index.xml`` dropped on napari opens as a mosaic."""
+"""npe2 reader: a plate folder, ``.zarr`` or ``Index.xml`` dropped on napari (or an OME-Zarr
+plate URL, ``http(s)://`` or ``s3://``, opened with ``viewer.open``) opens as a mosaic."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from napari_dcmix.errors import DcmixError
 log = logging.getLogger(__name__)
 
 
-def _candidate(path: Any) -> Path | None:
+def _candidate(path: Any) -> Path | str | None:
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
     if not isinstance(path, (str, Path)):
         return None
+    if isinstance(path, str) and path.split("://", 1)[0].lower() in ("http", "https", "s3"):
+        return path  # an OME-Zarr plate at a URL (open_plate reads it through fsspec)
     p = Path(path)
     if p.is_dir() or p.name.lower() in ("index.idx.xml", "index.xml"):
         return p

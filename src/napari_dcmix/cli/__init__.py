@@ -10,7 +10,7 @@ import warnings
 # (subcommand, module, one-line help); each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("demo", "demo", "open napari with the sample plate, the DCMIX widget and the default model"),
-    ("info", "info", "describe a plate: layout, wells, sites, channels, image shape, dtype"),
+    ("info", "info", "describe a plate (layout, wells, sites, channels, pixel size...) or a model"),
     ("synth", "synth", "write a synthetic plate with a known phenotype channel"),
     ("train", "train", "train or fine-tune a DCMIX model on labelled wells"),
     ("predict", "predict", "predict plates with a model and write a CSV"),

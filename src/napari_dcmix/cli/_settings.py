@@ -50,7 +50,7 @@ def add_settings_arguments(
             continue
         kind = _base_type(f, cls)
         shown = defaults.get(f.name, f.default)
-        text = f"{f.metadata['help']} (default: {shown})"
+        text = f.metadata["help"] + ("" if shown is None else f" (default: {shown})")
         if kind is bool:
             group.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction,
                                default=None, help=text)  # fmt: skip

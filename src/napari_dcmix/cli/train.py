@@ -9,13 +9,16 @@ the sentence the evidence supports.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
+from typing import Any
 
+from napari_dcmix.cli._args import int_range
 from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
 from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.errors import ModelError
-from napari_dcmix.model.train_settings import TrainConfig
+from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS, TrainConfig
 
 DEFAULTS = {"device": "cpu"}  # the CPU: bit-for-bit reproducible for a seed
 
@@ -27,11 +30,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--init", help="model to start from (fine-tune)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+    cluster = parser.add_argument_group("where the ensemble members train")
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int_range(1, 1024, "a number of worker processes"),
+        help="train the members on a local Dask cluster of N worker processes (one thread "
+        "each); default: in this process, members in parallel threads",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train the members on the workers of a running Dask scheduler (tcp://host:8786)",
+    )
+    cluster.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for --scheduler to answer (default: 10)",
+    )
     add_settings_arguments(
         parser,
         TrainConfig,
-        defaults={**DEFAULTS, "mode": "scratch without --init, mixing with it"},
+        defaults={
+            **DEFAULTS,
+            "mode": "scratch; with --init the fine-tuning defaults: "
+            + ", ".join(f"{k} {v}" for k, v in FINETUNE_DEFAULTS.items()),
+        },
         types_={"seed": seed_type},
     )
 
@@ -65,6 +91,16 @@ def print_evidence(model, out=print) -> None:
     out(ev.verdict(evidence).sentence)
 
 
+def _picklable(args: argparse.Namespace) -> argparse.Namespace:
+    """The parsed options without the subcommand's function (workers only need the values)."""
+    return argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
+
+
+def _open_one(path: str, options: argparse.Namespace) -> Any:
+    """A worker reopens a plate exactly as this command did (the same plate options)."""
+    return open_plates([path], options)[0]
+
+
 def run(args: argparse.Namespace) -> int:
     from napari_dcmix.atomic import check_writable
     from napari_dcmix.model import load_model, save_model, train
@@ -77,22 +113,19 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"{out} exists; pass --overwrite to replace it")
     check_writable(out, "model file")  # before any training
     init = load_model(args.init) if args.init else None
-    defaults = {**DEFAULTS, "mode": "mixing" if init is not None else "scratch"}
+    defaults = {**DEFAULTS, **(FINETUNE_DEFAULTS if init is not None else {})}
     config = settings_from_args(TrainConfig, args, defaults)
     plates = open_plates(args.plate, args)
     multi = len(plates) > 1
     labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]  # plate column
-    gen = train(init, plates if multi else plates[0], labels if multi else labels[0], config)
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if args.quiet:
-            continue
-        if progress.phase == "read" or progress.step == progress.steps:
-            print(progress.message, flush=True)
+    from napari_dcmix.cli._progress import follow_training, progress_mode
+    from napari_dcmix.screen import dask_client
+
+    openers = [functools.partial(_open_one, path, _picklable(args)) for path in args.plate]
+    with dask_client(args.workers, args.scheduler, args.scheduler_timeout) as client:
+        gen = train(init, plates if multi else plates[0], labels if multi else labels[0], config,
+                    client=client, openers=openers if client is not None else None)  # fmt: skip
+        result = follow_training(gen, progress_mode(args.quiet))
     if result.model is None:
         raise ModelError("training was cancelled; nothing written")
     save_model(result.model, out)

@@ -12,6 +12,7 @@ unpickled, so a crafted file cannot execute code (it is refused with a ``Checkpo
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,20 @@ def _plain(value: Any, where: str) -> Any:
     raise CheckpointError(f"cannot save {where}: {type(value).__name__} is not a plain value")
 
 
-def default_model_path() -> Path:
+DEFAULT_MODEL_ENV = "NAPARI_DCMIX_DEFAULT_MODEL"
+
+
+def shipped_model_path() -> Path:
     """The model shipped with the package (``napari_dcmix/data/default_model.pt``)."""
     return Path(__file__).resolve().parent.parent / "data" / "default_model.pt"
+
+
+def default_model_path() -> Path:
+    """The default model: the file named by the environment variable
+    ``NAPARI_DCMIX_DEFAULT_MODEL`` when it is set (a lab's own model for everyone, or a small
+    model for tests), else the model shipped with the package."""
+    chosen = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    return Path(chosen).expanduser() if chosen else shipped_model_path()
 
 
 def _state(net: torch.nn.Module) -> OrderedDict:

@@ -100,7 +100,8 @@ def ranked_top(
         return None, ()
     best = max(importance, key=lambda c: importance[c])
     low = float(interval[best][0])
-    overlap = tuple(c for c in importance if c != best and float(interval[c][1]) >= low)
+    ranked = sorted(importance, key=lambda c: -importance[c])
+    overlap = tuple(c for c in ranked if c != best and float(interval[c][1]) >= low)
     return (best if not overlap else None), (best, *overlap)
 
 

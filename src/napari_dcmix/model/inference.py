@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_dcmix.errors import ModelError, PlateError
+from napari_dcmix.errors import DcmixError, ModelError, PlateError
 from napari_dcmix.model.classifier import DcmixClassifier
 from napari_dcmix.model.data import Normaliser, normalise_well, site_name
 from napari_dcmix.model.device import resolve_device
@@ -44,6 +44,9 @@ from napari_dcmix.model.predictions import (
     PlatePredictions,
     PredictProgress,
     SitePrediction,
+    SkippedSite,
+    input_notes,
+    plate_path_text,
 )
 from napari_dcmix.model.scale import check_max_tiles, tile_grid
 from napari_dcmix.model.sites import SitePrep
@@ -309,6 +312,27 @@ def check_channels(model: DcmixClassifier, plate: Any) -> None:
         )
 
 
+def _read_site(plate: Any, well: str, site: int) -> tuple[np.ndarray, list[str]]:
+    """Pixels and notes (``Plate.read_with_notes``; duck-typed plates without it: no notes)."""
+    reader = getattr(plate, "read_with_notes", None)
+    if reader is not None:
+        image, notes = reader(well, site)
+        return np.asarray(image), list(notes)
+    return np.asarray(plate.read(well, site)), []
+
+
+def _site_error(exc: BaseException, plate: Any, well: str, site: int) -> PlateError:
+    """A read error that names the plate, well and site (prefixed unless it already does)."""
+    if isinstance(exc, OSError) and not isinstance(exc, DcmixError):
+        paths = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        text = f"{' -> '.join(paths)}: {reason}" if paths else reason
+    else:
+        text = str(exc)
+    named = f"plate {plate.name!r}" in text and f"well {well} site {site}" in text
+    return PlateError(text if named else f"{site_name(plate, well, site)}: {text}")
+
+
 def predict_plate(
     model: DcmixClassifier,
     plate: Any,
@@ -318,10 +342,17 @@ def predict_plate(
     should_stop: Callable[[], bool] | None = None,
     read_threads: int = 2,
     max_tiles: int | None = None,
+    skip_bad_sites: bool = False,
 ) -> Generator[PredictProgress, None, PlatePredictions]:
     """Stream a plate's sites through the model; yields progress after each batch, returns the
     predictions (partial when ``should_stop()`` became true). ``batch_size`` counts network
-    inputs (tiles); a batch holds at least one whole site."""
+    inputs (tiles); a batch holds at least one whole site.
+
+    Each site is read with ``Plate.read_with_notes``; its notes (e.g. missing chunks) and the
+    input checks (``input_notes``: a constant input, a channel entirely outside the model's
+    normalisation range) are kept in ``SitePrediction.notes``. A site that cannot be read
+    raises ``PlateError`` naming the plate, well and site; with ``skip_bad_sites`` it is
+    recorded in ``PlatePredictions.skipped`` instead and the rest are predicted."""
     check_channels(model, plate)
     if batch_size < 1:
         raise ModelError(f"batch size: expected >= 1, found {batch_size}")
@@ -336,20 +367,32 @@ def predict_plate(
     runner = _Runner(model, resolve_device(device), max_tiles, chunk=batch_size)
     tiles = runner.tiles_per_site(tuple(plate.image_shape), f"the sites of plate {plate.name!r}")
     per_batch = max(1, batch_size // tiles)  # sites per batch
-    result = PlatePredictions(plate.name, list(model.class_names), str(runner.device))
+    result = PlatePredictions(
+        plate.name, list(model.class_names), str(runner.device), path=plate_path_text(plate)
+    )
     total = len(keys)
 
     on_device = runner.preprocess_on_device
+    channels = list(model.channel_names)
+    norm_low, norm_scale = runner.normaliser.low[:, 0, 0], runner.normaliser.scale[:, 0, 0]
 
-    def load(key: tuple[str, int]) -> np.ndarray:
+    def load(key: tuple[str, int]) -> tuple[np.ndarray, list[str]]:
         """Read one site; on the CPU path also bin, resize or tile and normalise it."""
         well, site = key
         name = site_name(plate, well, site)
-        image = np.asarray(plate.read(well, site))
+        try:
+            image, notes = _read_site(plate, well, site)
+        except (DcmixError, OSError) as exc:
+            raise _site_error(exc, plate, well, site) from None
         if image.ndim != 3:
             raise ModelError(f"{name}: expected (C, H, W), found shape {image.shape}")
         check_finite(image, name)
-        return image if on_device else runner.host_tiles(image)
+        if on_device:  # the raw range through the (monotone) normalisation, on the host
+            low = (image.min(axis=(1, 2)).astype(np.float32) - norm_low) * norm_scale
+            high = (image.max(axis=(1, 2)).astype(np.float32) - norm_low) * norm_scale
+            return image, notes + input_notes(low, high, channels)
+        x = runner.host_tiles(image)  # (T, C, S, S): what the network sees
+        return x, notes + input_notes(x.min(axis=(0, 2, 3)), x.max(axis=(0, 2, 3)), channels)
 
     threads = max(1, int(read_threads))
     window = max(2 * per_batch, per_batch + 2 * threads)
@@ -371,24 +414,40 @@ def predict_plate(
                 if should_stop is not None and should_stop():
                     break
                 n = min(per_batch, len(pending))
-                batch_keys = [pending[i][0] for i in range(n)]
-                arrays = [pending.popleft()[1].result() for _ in range(n)]
+                batch_keys: list[tuple[str, int]] = []
+                arrays: list[np.ndarray] = []
+                batch_notes: list[list[str]] = []
+                for _ in range(n):
+                    key, fut = pending.popleft()
+                    try:
+                        array, notes = fut.result()
+                    except PlateError as exc:
+                        if not skip_bad_sites:
+                            raise
+                        reason = str(exc).removeprefix(f"{site_name(plate, *key)}: ")
+                        result.skipped.append(SkippedSite(key[0], key[1], reason))
+                        continue
+                    batch_keys.append(key)
+                    arrays.append(array)
+                    batch_notes.append(notes)
                 # Refill before the forward pass so reading overlaps compute.
                 while next_key < total and len(pending) < window:
                     pending.append((keys[next_key], pool.submit(load, keys[next_key])))
                     next_key += 1
-                if not on_device:
+                if not arrays:
+                    probs = np.zeros((0, len(model.class_names)))
+                elif not on_device:
                     probs = runner(np.stack(arrays))
                 elif len({(a.shape, a.dtype) for a in arrays}) == 1:
                     probs = runner(arrays, raw=True)
                 else:  # mixed site shapes cannot share a device batch: preprocess on the host
                     probs = runner(np.stack([runner.host_tiles(a) for a in arrays]))
                 del arrays
-                for (well, site), p in zip(batch_keys, probs, strict=False):
-                    result.sites.append(SitePrediction(well, site, p))
+                for (well, site), p, notes in zip(batch_keys, probs, batch_notes, strict=True):
+                    result.sites.append(SitePrediction(well, site, p, notes))
                 done += n
                 result.device = str(runner.device)
-                yield PredictProgress(done, total, str(runner.device))
+                yield PredictProgress(done, total, str(runner.device), result)
         finally:
             for _, fut in pending:
                 fut.cancel()

@@ -182,6 +182,25 @@ class TrainConfig:
             raise ModelError("reference class: expected a class name, found an empty string")
 
 
+#: Fine-tuning a trained model on annotated wells (the widget's Fine-tune, ``train --init``):
+#: the backbone is kept and frozen, a fresh mixing layer and class head are trained, so the
+#: chart answers which stain separates the annotated classes. A few wells need larger rates
+#: than training from scratch: the head learns at 1e-2 (at 1e-3 it is still near its random
+#: start after 60 steps and held-out wells are near chance) and the mixing layer at 0.1.
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "mode": "mixing",
+    "fresh_mixing": True,
+    "epochs": 30,
+    "lr": 1e-2,
+    "mixing_lr": 0.1,
+}
+
+
+def finetune_config(**overrides: Any) -> TrainConfig:
+    """A TrainConfig with the fine-tuning defaults, then ``overrides``."""
+    return TrainConfig(**{**FINETUNE_DEFAULTS, **overrides})
+
+
 @dataclass
 class PredictConfig:
     """Prediction settings (CLI ``predict`` options, the widget's predict form)."""
@@ -192,11 +211,58 @@ class PredictConfig:
                               maximum=4096, advanced=True)  # fmt: skip
     read_threads: int = setting(2, "Read threads", "threads reading and decoding sites ahead "
                                 "of the model", minimum=1, maximum=64, advanced=True)  # fmt: skip
+    max_tiles: int | None = setting(None, "Max tiles", "most tiles per site for a model with a "
+                                    "crop size (an even sub-grid that still spans the site); "
+                                    "default: every tile", minimum=1, maximum=100_000,
+                                    advanced=True)  # fmt: skip
+    skip_bad_sites: bool = setting(False, "Skip unreadable sites", "leave out sites that cannot "
+                                   "be read (a warning per site; well rows count the sites "
+                                   "used) instead of stopping at the first",
+                                   advanced=True)  # fmt: skip
+    workers: int | None = setting(None, "Workers", "start a local Dask cluster of N worker "
+                                  "processes (one thread each) and predict on it; without "
+                                  "--workers or --scheduler prediction runs in this process",
+                                  minimum=1, maximum=1024, group="screen",
+                                  widget=False)  # fmt: skip
+    scheduler: str | None = setting(None, "Scheduler", "address of a running Dask scheduler "
+                                    "(e.g. tcp://host:8786) whose workers predict",
+                                    group="screen", widget=False)  # fmt: skip
+    scheduler_timeout: float = setting(10.0, "Scheduler timeout", "seconds to wait for "
+                                       "--scheduler to answer before giving up", minimum=0.1,
+                                       maximum=3600.0, group="screen", widget=False,
+                                       advanced=True)  # fmt: skip
+    max_task_sites: int = setting(64, "Sites per task", "most sites in one Dask task (whole "
+                                  "wells: a well with more sites is a task of its own)",
+                                  minimum=1, maximum=100000, group="screen", widget=False,
+                                  advanced=True)  # fmt: skip
 
     def __post_init__(self) -> None:
-        for what, value in (("batch size", self.batch_size), ("read threads", self.read_threads)):
+        for what, value in (("batch size", self.batch_size), ("read threads", self.read_threads),
+                            ("sites per task", self.max_task_sites)):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ModelError(f"prediction {what}: expected an integer >= 1, found {value!r}")
+        if self.max_tiles is not None and (
+            not isinstance(self.max_tiles, int) or isinstance(self.max_tiles, bool)
+            or self.max_tiles < 1
+        ):  # fmt: skip
+            raise ModelError(f"--max-tiles: expected a positive integer, found {self.max_tiles!r}")
+        if self.workers is not None and (
+            not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1
+        ):
+            raise ModelError(
+                f"--workers: expected a number of worker processes >= 1, found {self.workers!r} "
+                "(leave it out to predict in this process)"
+            )
+        if self.scheduler is not None and not str(self.scheduler).strip():
+            raise ModelError("--scheduler: expected a scheduler address such as tcp://host:8786")
+        if self.workers is not None and self.scheduler is not None:
+            raise ModelError(
+                f"--workers {self.workers} and --scheduler {self.scheduler}: give one of them "
+                "(--workers starts a local cluster, --scheduler uses a running one)"
+            )
+        timeout = self.scheduler_timeout
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise ModelError(f"--scheduler-timeout: expected seconds > 0, found {timeout!r}")
 
 
 @dataclass

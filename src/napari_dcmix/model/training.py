@@ -502,6 +502,76 @@ def _workers(config: TrainConfig, n_jobs: int, device: torch.device) -> int:
     return max(1, min(n_jobs, torch.get_num_threads(), os.cpu_count() or 1))
 
 
+def _client_text(client: Any) -> str:
+    try:
+        return str(client.scheduler.address)
+    except Exception:
+        return "a Dask scheduler"
+
+
+def _train_remote(
+    client: Any,
+    remote: Any,
+    data: LabelledSet,
+    jobs: list[_Member],
+    pairs: list[tuple[int, str]],
+    ref: str,
+    scale: PixelScale,
+    input_size: int,
+    stats: Any,
+    fg: dict,
+    config: TrainConfig,
+    ctx: _Context,
+) -> Generator[TrainProgress, None, list[_Member] | None]:
+    """Members, then one-vs-reference layers, as Dask tasks; yields a TrainProgress per
+    finished task; returns the trained members (with held-out probabilities and per-class
+    readouts)."""
+    from napari_dcmix.model.remote_training import MemberTask, run_remote
+
+    if remote is None:
+        raise ModelError(
+            "training on a Dask cluster needs the plates' openers (how a worker reopens them)"
+        )
+    members = len(jobs)
+    tasks = [MemberTask(remote, scale, input_size, stats, fg, config, job, members) for job in jobs]
+    per_task = ctx.total_steps // max(1, len(tasks) + len(pairs))
+    done = 0
+    trained: list[_Member | None] = [None] * members
+    for i, job in run_remote(client, tasks, lambda i: f"ensemble member {i + 1}/{members}"):
+        trained[i] = job
+        done += 1
+        yield TrainProgress(
+            epoch=config.epochs, epochs=config.epochs, step=1, steps=1,
+            loss=job.history[-1]["loss"], train_accuracy=job.history[-1]["train_accuracy"],
+            val_accuracy=None, importance=job.net.channel_importance(),
+            message=f"member {i + 1}/{members} done on a Dask worker ({done}/{members})",
+            device=ctx.device_name, member=i + 1, members=members,
+            done=done * per_task, total=ctx.total_steps,
+        )  # fmt: skip
+    finished = [j for j in trained if j is not None]
+    if pairs:
+        cfg = dataclasses.replace(config, mode="mixing")
+        subs = [_per_class_member(finished[j], data, config, ref, c) for j, c in pairs]
+        pair_tasks = [
+            MemberTask(remote, scale, input_size, stats, fg, cfg, sub, members, pair=(ref, c))
+            for sub, (_, c) in zip(subs, pairs, strict=True)
+        ]
+        for i, readout in run_remote(client, pair_tasks,
+                                     lambda i: f"per-class layer {pairs[i][1]} of member "
+                                     f"{pairs[i][0] + 1}"):  # fmt: skip
+            j, cls = pairs[i]
+            finished[j].per_class[cls] = readout
+            done += 1
+            yield TrainProgress(
+                epoch=config.epochs, epochs=config.epochs, step=1, steps=1, loss=None,
+                train_accuracy=None, val_accuracy=None, importance={},
+                message=f"{cls} vs {ref} layer of member {j + 1} done on a Dask worker",
+                phase="per-class", device=ctx.device_name, member=j + 1, members=members,
+                done=done * per_task, total=ctx.total_steps,
+            )  # fmt: skip
+    return finished
+
+
 def _evidence(
     data: LabelledSet,
     jobs: list[_Member],
@@ -566,6 +636,8 @@ def _train_set(
     config: TrainConfig,
     should_stop: Callable[[], bool] | None,
     info: dict[str, Any],
+    client: Any = None,
+    remote: Any = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     t0 = time.perf_counter()
     classes, channels = data.class_names, data.channel_names
@@ -649,25 +721,32 @@ def _train_set(
 
         return run
 
-    workers = _workers(config, len(jobs), device)
-    threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else 1
-    with _torch_threads(threads) if workers > 1 else contextlib.nullcontext():
-        finished = yield from _run_jobs([member_job(j) for j in jobs], workers, stop, stopped)
-        if stopped() or any(f is None for f in finished):
+    others = [c for c in classes if c != ref] if n_other else []
+    pairs = [(j, c) for j in range(len(jobs)) for c in others]
+    if client is not None:
+        workers = f"Dask workers ({_client_text(client)})"
+        outcome = yield from _train_remote(client, remote, data, jobs, pairs, ref, scale,
+                                           input_size, stats, fg, config, ctx)  # fmt: skip
+        if outcome is None:
             return TrainResult(model=None, cancelled=True)
-        others = [c for c in classes if c != ref] if n_other else []
-        if others:
+        jobs = outcome
+    else:
+        workers = _workers(config, len(jobs), device)
+        threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else 1
+        with _torch_threads(threads) if workers > 1 else contextlib.nullcontext():
+            finished = yield from _run_jobs([member_job(j) for j in jobs], workers, stop,
+                                            stopped)  # fmt: skip
+            if stopped() or any(f is None for f in finished):
+                return TrainResult(model=None, cancelled=True)
+            subs = [_per_class_member(jobs[j], data, config, ref, c) for j, c in pairs]
             per_class_jobs = [
-                _per_class_job(ctx, job, len(jobs), config, ref, cls)  # nets built here
-                for job in jobs
-                for cls in others
+                _per_class_job(ctx, sub, len(jobs), config, ref, c)
+                for sub, (_, c) in zip(subs, pairs, strict=True)
             ]
             outcomes = yield from _run_jobs(per_class_jobs, workers, stop, stopped)
             if stopped() or any(o is None for o in outcomes):
                 return TrainResult(model=None, cancelled=True)
-            for (job_i, cls), readout in zip(
-                [(j, c) for j in range(len(jobs)) for c in others], outcomes, strict=True
-            ):
+            for (job_i, cls), readout in zip(pairs, outcomes, strict=True):
                 jobs[job_i].per_class[cls] = readout
     evidence = _evidence(data, jobs, scheme, ref, others, config.seed)
     history = [rec for job in jobs for rec in job.history]
@@ -706,23 +785,33 @@ def _train_set(
     )
 
 
-def _per_class_job(
-    ctx: _Context, job: _Member, members: int, config: TrainConfig, ref: str, cls: str
-) -> Callable[[], Generator]:
+def pair_set(data: LabelledSet, ref: str, cls: str) -> LabelledSet:
+    """The labelled set relabelled for one-vs-reference: ``ref`` -> 0, ``cls`` -> 1 (sites of
+    other classes keep index 0 and are never sampled: callers pass their indices only)."""
+    y = np.zeros(len(data), dtype=np.int64)
+    y[data.y == data.class_names.index(cls)] = 1
+    return dataclasses.replace(data, y=y, class_names=[ref, cls])
+
+
+def _per_class_member(job: _Member, data: LabelledSet, config: TrainConfig, ref: str,
+                      cls: str) -> _Member:  # fmt: skip
     """One-vs-reference: a fresh mixing layer and binary head on the member's frozen backbone,
-    trained on its sites of the two classes; the job returns the readout (C,). The network is
-    built now, in the caller's thread (seeded construction uses torch's global RNG)."""
-    data = ctx.data
+    for its training sites of the two classes. Built in the caller's thread (seeded
+    construction uses torch's global RNG)."""
     ref_i, cls_i = data.class_names.index(ref), data.class_names.index(cls)
-    y = np.full(len(data), -1, dtype=np.int64)
-    y[data.y == ref_i], y[data.y == cls_i] = 0, 1
-    pair = dataclasses.replace(data, y=np.where(y < 0, 0, y), class_names=[ref, cls])
-    idx = job.train_idx[y[job.train_idx] >= 0]
+    keep = np.isin(data.y[job.train_idx], [ref_i, cls_i])
     seed = member_seed(job.seed, 1 + cls_i)
     net = job.net.adapted(data.channel_names, [ref, cls], seed=seed)
     net.mixing.randomise(config.mixing_init_std, seed)
     net.normalisation = job.net.normalisation
-    sub = _Member(job.number, net, idx, np.empty(0, dtype=np.int64), seed)
+    return _Member(job.number, net, job.train_idx[keep], np.empty(0, dtype=np.int64), seed)
+
+
+def _per_class_job(
+    ctx: _Context, sub: _Member, members: int, config: TrainConfig, ref: str, cls: str
+) -> Callable[[], Generator]:
+    """The job training ``sub`` (``_per_class_member``); it returns the readout (C,)."""
+    pair = pair_set(ctx.data, ref, cls)
     cfg = dataclasses.replace(config, mode="mixing")
 
     def run() -> Generator[TrainProgress, None, np.ndarray | None]:
@@ -744,6 +833,7 @@ def train_arrays(
     class_names: Sequence[str] | None = None,
     *,
     groups: np.ndarray,
+    client: Any = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train on in-memory raw images x (N, C, H, W) with labels y (class names, or indices into
     ``class_names`` / the model's classes) and ``groups``: the well of each image (images of
@@ -785,7 +875,12 @@ def train_arrays(
     y_idx = np.array([index[v] for v in labels], dtype=np.int64)
     data = array_set(x, y_idx, groups, channels, names)
     info = {"source": "arrays"}
-    return (yield from _train_set(model, data, config, should_stop, info))
+    remote = None
+    if client is not None:
+        from napari_dcmix.model.remote_training import Rebuild
+
+        remote = Rebuild(channels, names, x=x, y=y_idx, groups=np.asarray(groups))
+    return (yield from _train_set(model, data, config, should_stop, info, client, remote))
 
 
 def train(
@@ -794,10 +889,17 @@ def train(
     labels: dict[str, str] | Sequence[dict[str, str]],
     config: TrainConfig | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    client: Any = None,
+    openers: Sequence[Callable[[], Any]] | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train on labelled wells of one plate or several (one labels dict per plate): an
     ensemble of ``config.ensemble`` members with held-out evidence (see the module docstring).
-    Sites are read while training runs; nothing is held in memory beyond a bounded cache."""
+    Sites are read while training runs; nothing is held in memory beyond a bounded cache.
+
+    ``client``: a ``distributed.Client`` (``napari_dcmix.screen.dask_client``): the members
+    train as Dask tasks on its workers, which reopen the plates with ``openers`` (picklable
+    callables, one per plate, e.g. ``functools.partial(open_plate, path)``)."""
     config = config or TrainConfig()
     plate_list = list(plates) if isinstance(plates, (list, tuple)) else [plates]
     label_list = [labels] if isinstance(labels, dict) else list(labels)
@@ -813,4 +915,13 @@ def train(
             )
     data = plate_set(plate_list, label_list, classes)
     info = {"plates": [p.name for p in plate_list], "n_labelled_wells": len(data.group_names)}
-    return (yield from _train_set(model, data, config, should_stop, info))
+    remote = None
+    if client is not None:
+        from napari_dcmix.model.remote_training import Rebuild
+
+        if openers is None or len(openers) != len(plate_list):
+            raise ModelError(
+                "training on a Dask cluster needs one opener per plate (how a worker reopens it)"
+            )
+        remote = Rebuild(channels, classes, openers=list(openers), labels=label_list)
+    return (yield from _train_set(model, data, config, should_stop, info, client, remote))

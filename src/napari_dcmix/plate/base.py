@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_dcmix.errors import PlateError, PlateWarning
+from napari_dcmix.plate.pixel_size import PixelSize, as_number
 from napari_dcmix.plate.wells import WellNameError, normalise_well, sort_wells
 
 LAYOUTS = ("rxrx1", "imagexpress", "operetta", "ome-zarr", "tiff")
@@ -88,6 +89,11 @@ class Plate:
     ``PlaneID`` / ``TimepointID``; ``[1]`` where the format has no such axis); ``plane`` (a
     number or ``"max"``, the maximum projection over the planes) and ``timepoint`` are the
     ones this Plate reads (chosen in ``open_plate``; the lowest by default).
+
+    Pixel size: ``pixel_size_um`` is the side of one pixel in micrometres as the plate's
+    metadata states it, or None when it does not (or not for certain: non-square pixels,
+    images that disagree, a malformed value; ``pixel_size_source`` says why). Layouts whose
+    value costs file reads find it on first use (``_find_pixel_size``), not at open.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class Plate:
         timepoints: Sequence[int] = (1,),
         plane: int | str | None = None,
         timepoint: int | None = None,
+        pixel_size: PixelSize | None = None,
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}")
@@ -127,6 +134,8 @@ class Plate:
         where = f"plate {name!r} ({path})"
         self.plane: int | str = choose_plane(self.planes, plane, where)
         self.timepoint: int = choose_timepoint(self.timepoints, timepoint, where)
+        # None: not looked up yet (``_find_pixel_size`` runs on first use)
+        self._pixel_size: PixelSize | None = pixel_size
 
     # --- metadata ---------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -143,6 +152,44 @@ class Plate:
         if len(self.timepoints) > 1:
             parts.append(f"timepoint={self.timepoint} of {self.timepoints}")
         return "".join(f", {p}" for p in parts)
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        """Micrometres per pixel (y and x alike) as the plate's metadata states it, or None
+        when it is unknown. Settable (a positive number, or None) for plates whose format does
+        not store it."""
+        return self._pixel_size_info().um
+
+    @pixel_size_um.setter
+    def pixel_size_um(self, value: float | None) -> None:
+        if value is None:
+            self._pixel_size = PixelSize.unknown("cleared by the user")
+            return
+        number = as_number(value)
+        if number is None:
+            raise PlateError(
+                f"pixel size: expected a positive number of micrometres, found {value!r}"
+            )
+        self._pixel_size = PixelSize(number, "set by the user")
+
+    @property
+    def pixel_size_source(self) -> str:
+        """Where ``pixel_size_um`` was read from, or why it is None."""
+        return self._pixel_size_info().source
+
+    def _pixel_size_info(self) -> PixelSize:
+        found = self._pixel_size
+        if found is None:
+            try:
+                found = self._find_pixel_size()
+            except Exception as exc:  # metadata is optional: a failure is "unknown", not fatal
+                found = PixelSize.unknown(f"cannot be read ({type(exc).__name__}: {exc})")
+            self._pixel_size = found
+        return found
+
+    def _find_pixel_size(self) -> PixelSize:
+        """Layouts that store a pixel size read it here (once, on first use)."""
+        return PixelSize.unknown(f"the {self.layout} layout does not store a pixel size")
 
     @property
     def max_sites(self) -> int:

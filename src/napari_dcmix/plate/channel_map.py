@@ -206,13 +206,10 @@ def _resolve_source(source: str, plate: Any) -> str:
     )
 
 
-_PASSED_THROUGH = ("planes", "timepoints", "plane", "timepoint")
-
-
 class MappedPlate(Plate):
     """A view of ``base`` that presents ``sources`` (plate stains) as ``names``: ``read``
-    returns those stains only, in that order. Wells, sites, shape and dtype are the base's;
-    so are attributes the view does not define (planes, timepoints...)."""
+    returns those stains only, in that order. Wells, sites, shape, dtype, plane, timepoint
+    and pixel size are the base's; so are attributes the view does not define."""
 
     def __init__(self, base: Plate, sources: Sequence[str], names: Sequence[str]) -> None:
         super().__init__(
@@ -224,13 +221,14 @@ class MappedPlate(Plate):
             image_shape=base.image_shape,
             dtype=base.dtype,
             shape_source=getattr(base, "_shape_source", ""),
+            planes=getattr(base, "planes", (1,)),
+            timepoints=getattr(base, "timepoints", (1,)),
+            plane=getattr(base, "plane", None),
+            timepoint=getattr(base, "timepoint", None),
         )
         self.base = base
         self.sources = list(sources)
         self.index = [list(base.channels).index(s) for s in self.sources]
-        for attr in _PASSED_THROUGH:  # the plane / timepoint the base plate was opened with
-            if attr in vars(self) and hasattr(base, attr):
-                setattr(self, attr, getattr(base, attr))
 
     def __getattr__(self, name: str) -> Any:
         # only reached for attributes this view lacks (e.g. the layout's planes/timepoints)
@@ -243,6 +241,9 @@ class MappedPlate(Plate):
     def mapping(self) -> dict[str, str]:
         """``{plate stain: presented name}``."""
         return dict(zip(self.sources, self.channels, strict=True))
+
+    def _find_pixel_size(self) -> Any:
+        return self.base._pixel_size_info()  # the base plate's, however it was found or set
 
     def _read_site_notes(self, well: str, site: int) -> tuple[np.ndarray, list[str]]:
         data, notes = self.base.read_with_notes(well, site)

@@ -10,8 +10,10 @@ level-0 pixel ``j * 2**k``, the position napari gives it), not block means: no f
 intermediates, and no pixel of a coarse level needs more than one pixel read. Chunks are
 computed in parallel by dask's threaded scheduler. Missing sites and wells are zeros.
 
-Geometry (``well_rectangles``, ``site_rectangles``) is in level-0 pixel coordinates, the
-coordinates napari's layers share when the mosaic is shown with scale 1.
+Geometry (``well_rectangles``, ``site_rectangles``) is in level-0 pixel coordinates: the data
+coordinates of every napari layer drawn on the mosaic. ``MosaicGeometry.pixel_size_um`` (the
+plate's, None when unknown) is the scale those layers share so that they show micrometres; a
+layer drawn in these coordinates must be given the same scale to stay aligned.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ class MosaicGeometry:
     grid: tuple[int, int]  # (rows, columns) of wells in the mosaic
     site_slots: dict[int, int]  # site number -> slot index inside a well
     well_cells: dict[str, tuple[int, int]]  # well -> (grid row, grid column)
+    pixel_size_um: float | None = None  # the plate's (Plate.pixel_size_um); None: unknown
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(y, x) world units (micrometres when known, else pixels) per mosaic pixel."""
+        size = self.pixel_size_um or 1.0
+        return size, size
 
     @property
     def cell_pitch(self) -> tuple[int, int]:
@@ -114,6 +123,7 @@ def mosaic_geometry(plate: Any) -> MosaicGeometry:
         grid=(nr, nc),
         site_slots={s: i for i, s in enumerate(site_numbers)},
         well_cells={w: (r - min(rows), c - min(cols)) for w, (r, c) in rc.items()},
+        pixel_size_um=getattr(plate, "pixel_size_um", None),
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from napari_dcmix.errors import PlateError
 from napari_dcmix.plate.labels import write_labels_csv
+from napari_dcmix.plate.pixel_size import as_number
 from napari_dcmix.plate.wells import normalise_well, well_name
 from napari_dcmix.synthetic.fields import DEFAULT_CHANNELS, KINDS, synthesize_site
 
@@ -45,6 +46,7 @@ class SyntheticPlate:
     name: str = ""
     channels: list[str] = field(default_factory=list)
     wells: list[str] = field(default_factory=list)
+    pixel_size_um: float | None = None  # as written into the plate's metadata (None: none)
 
 
 def plate_wells(n_wells: int) -> list[str]:
@@ -210,6 +212,7 @@ def write_synthetic_plate(
     ome_zarr_version: str = "0.5",
     planes: int = 1,
     timepoints: int = 1,
+    pixel_size_um: float | None = None,
 ) -> SyntheticPlate:
     """Write a synthetic plate in ``layout`` under ``out_dir`` with ``labels.csv`` and
     ``ground_truth.json`` beside it; deterministic per ``seed``.
@@ -220,6 +223,10 @@ def write_synthetic_plate(
     MitoTracker (phenotype channel names may be given either way). ``planes`` and
     ``timepoints`` (imagexpress: ``ZStep_n`` / ``TimePoint_n`` folders; operetta: PlaneID
     1.. and TimepointID 0.. in the index; ome-zarr: 5-D tczyx images) write several of each.
+    ``pixel_size_um`` (micrometres per pixel) is written as each instrument writes it: OME-TIFF
+    PhysicalSizeX/Y (tiff), MetaXpress spatial-calibration in each TIFF (imagexpress), Harmony
+    ImageResolutionX/Y in metres (operetta), an OME-NGFF scale with micrometer axes
+    (ome-zarr); the rxrx1 layout stores none (as the dataset), so there it is not written.
 
     Atomic: everything is checked, then written into a temporary folder and renamed into
     place. A new (or empty) ``out_dir`` appears whole or not at all; into an existing folder
@@ -243,6 +250,13 @@ def write_synthetic_plate(
             f"several planes or timepoints: only the imagexpress, operetta and ome-zarr layouts "
             f"write them, not {layout}"
         )
+    if pixel_size_um is not None:
+        size = as_number(pixel_size_um)
+        if size is None:
+            raise PlateError(
+                f"pixel size: expected a positive number of micrometres, found {pixel_size_um!r}"
+            )
+        pixel_size_um = size if layout != "rxrx1" else None
     names = layout_channels(layout, channels)
     if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
         raise PlateError(f"channels: expected distinct, non-empty names, found {list(channels)}")
@@ -258,6 +272,7 @@ def write_synthetic_plate(
     def write_into(folder: Path):
         writer = writer_cls(folder, plate_name, names, sites, seed)
         writer.n_planes, writer.n_timepoints = planes, timepoints
+        writer.pixel_size_um = pixel_size_um
         for item in _synthesize_sites(
             wells, sites, names, labels, truth, image_size, dtype, seed, planes, timepoints
         ):
@@ -278,6 +293,7 @@ def write_synthetic_plate(
             "seed": seed,
             "planes": planes,
             "timepoints": timepoints,
+            "pixel_size_um": pixel_size_um,
         }
         (folder / GROUND_TRUTH).write_text(json.dumps(record, indent=2) + "\n")
         return writer
@@ -285,7 +301,7 @@ def write_synthetic_plate(
     out_dir = Path(out_dir)
     relative = _write_atomically(out_dir, write_into)
     return SyntheticPlate(out_dir / relative[0], out_dir / "labels.csv", labels, truth, layout,
-                          relative[1], names, wells)  # fmt: skip
+                          relative[1], names, wells, pixel_size_um)  # fmt: skip
 
 
 def _write_atomically(out_dir: Path, write_into) -> tuple[str, str]:
@@ -368,6 +384,7 @@ def load_synthetic_plate(out_dir: str | Path) -> SyntheticPlate:
             name=record["name"],
             channels=list(record["channels"]),
             wells=list(labels),
+            pixel_size_um=record.get("pixel_size_um"),
         )
     except (OSError, ValueError, KeyError) as exc:
         raise PlateError(f"{out_dir} is not a synthetic plate folder: {exc}") from None

@@ -1,4 +1,12 @@
-"""Write synthetic sites in each layout's exact on-disk naming scheme."""
+"""Write synthetic sites in each layout's exact on-disk naming scheme.
+
+A known pixel size (``SiteWriter.pixel_size_um``) is written where and as each instrument
+writes it: OME-TIFF ``Pixels PhysicalSizeX/Y`` (µm) in the tiff layout, MetaXpress
+(MetaSeries) XML with ``spatial-calibration-x/-y`` in each ImageXpress TIFF's
+ImageDescription, ``ImageResolutionX/Y`` in metres in the Harmony index, and an OME-NGFF
+``scale`` with ``micrometer`` y/x axes in OME-Zarr. RxRx1 stores none (its PNGs are written as
+the dataset ships them).
+"""
 
 from __future__ import annotations
 
@@ -59,6 +67,7 @@ class SiteWriter:
         self.out_dir, self.plate_name, self.channels = Path(out_dir), plate_name, list(channels)
         self.n_sites, self.seed = sites, seed
         self.n_planes = self.n_timepoints = 1  # several: imagexpress and operetta only
+        self.pixel_size_um: float | None = None  # written where the layout can carry it
         self.path = self.out_dir
         self.name = plate_name  # what the opened Plate reports as its name
 
@@ -80,7 +89,16 @@ class TiffWriter(SiteWriter):
         self.path.mkdir(parents=True, exist_ok=True)
 
     def write_site(self, well, site, data):
-        _imwrite(self.path / f"{well}_s{site}.tif", data, photometric="minisblack")
+        path = self.path / f"{well}_s{site}.tif"
+        if self.pixel_size_um is None:
+            _imwrite(path, data, photometric="minisblack")
+            return
+        # OME-TIFF, as Bio-Formats' converters write it: PhysicalSize in µm, channel names
+        size = float(self.pixel_size_um)
+        meta = {"axes": "CYX", "PhysicalSizeX": size, "PhysicalSizeY": size,
+                "PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm",
+                "Channel": {"Name": list(self.channels)}}  # fmt: skip
+        _imwrite(path, data, photometric="minisblack", ome=True, metadata=meta)
 
     def finish(self, wells):
         (self.path / "channels.txt").write_text("\n".join(self.channels) + "\n")
@@ -135,7 +153,14 @@ class ImageXpressWriter(SiteWriter):
         for c, img in enumerate(data, start=1):
             guid = str(uuid.UUID(bytes=self.rng.bytes(16))).upper()
             name = f"{self.plate_name}_{well}{site_part}_w{c}{guid}.tif"
-            _imwrite(folder / name, img)
+            if self.pixel_size_um is None:
+                _imwrite(folder / name, img)
+            else:
+                text = metaxpress_description(
+                    self.channels[c - 1], well, site, img, self.pixel_size_um, plane
+                )
+                _imwrite(folder / name, img, description=text, software="MetaSeries",
+                         metadata=None)  # fmt: skip
             if well == "A01" and site == 1:
                 thumb = f"{self.plate_name}_{well}{site_part}_w{c}_thumb{guid}.tif"
                 _imwrite(folder / thumb, img[::4, ::4])
@@ -152,6 +177,49 @@ class ImageXpressWriter(SiteWriter):
         lines += [f'"WaveName{i}", "{n}"' for i, n in enumerate(self.channels, start=1)]
         lines.append('"EndFile"')
         (self.path / f"{self.plate_name}.HTD").write_text("\r\n".join(lines) + "\r\n")
+
+
+def metaxpress_description(
+    channel: str, well: str, site: int, img: np.ndarray, pixel_size_um: float, plane: int = 1
+) -> str:
+    """The MetaSeries XML MetaXpress writes into each TIFF's ImageDescription (Software
+    ``MetaSeries``): ``<MetaData>`` with ``prop`` elements (id, type, value), the per-plane
+    ones in ``<PlaneInfo>``, among them ``spatial-calibration-x/-y`` in
+    ``spatial-calibration-units`` ``um``; CR LF between elements, as on the instrument's PC."""
+
+    def prop(key: str, kind: str, value: object) -> str:
+        return f'<prop id="{key}" type="{kind}" value="{escape(str(value), {chr(34): "&quot;"})}"/>'
+
+    size = format(float(pixel_size_um), ".10g")
+    bits = 8 * img.dtype.itemsize
+    lines = [
+        "<MetaData>",
+        prop("Description", "string", f"{channel}&#13;&#10;Binning: 1 x 1&#13;&#10;"),
+        prop("MetaDataVersion", "float", 1),
+        prop("ApplicationName", "string", "MetaXpress"),
+        prop("ApplicationVersion", "string", "napari-dcmix synthetic"),
+        "<PlaneInfo>",
+        prop("plane-type", "string", "plane"),
+        prop("pixel-size-x", "int", img.shape[1]),
+        prop("pixel-size-y", "int", img.shape[0]),
+        prop("bits-per-pixel", "int", bits),
+        prop("spatial-calibration-state", "bool", "on"),
+        prop("spatial-calibration-x", "float", size),
+        prop("spatial-calibration-y", "float", size),
+        prop("spatial-calibration-units", "string", "um"),
+        prop("image-name", "string", channel),
+        prop("stage-label", "string", f"{well} : Site {site}"),
+        prop("z-position", "float", float(plane)),
+        prop("camera-binning-x", "int", 1),
+        prop("camera-binning-y", "int", 1),
+        prop("_IllumSetting_", "string", channel),
+        "</PlaneInfo>",
+        "<SetInfo>",
+        prop("number-of-planes", "int", 1),
+        "</SetInfo>",
+        "</MetaData>",
+    ]
+    return "\r\n".join(lines)
 
 
 class OperettaWriter(SiteWriter):
@@ -175,10 +243,20 @@ class OperettaWriter(SiteWriter):
                 f"<URL>{url}</URL><Row>{row + 1}</Row><Col>{col}</Col><FieldID>{site}</FieldID>"
                 f"<PlaneID>{plane}</PlaneID><TimepointID>{timepoint - 1}</TimepointID>"
                 f"<ChannelID>{c}</ChannelID>"
-                f"<ChannelName>{escape(self.channels[c - 1])}</ChannelName>"
+                f"<ChannelName>{escape(self.channels[c - 1])}</ChannelName>{self._resolution()}"
                 f"<ImageSizeX>{img.shape[1]}</ImageSizeX><ImageSizeY>{img.shape[0]}</ImageSizeY>"
                 "</Image>"
             )
+
+    def _resolution(self) -> str:
+        """Harmony's pixel size elements: metres, 17 significant digits (``6.5E-07``)."""
+        if self.pixel_size_um is None:
+            return ""
+        metres = f"{float(self.pixel_size_um) * 1e-6:.16E}"
+        return (
+            f'<ImageResolutionX Unit="m">{metres}</ImageResolutionX>'
+            f'<ImageResolutionY Unit="m">{metres}</ImageResolutionY>'
+        )
 
     def finish(self, wells):
         xml = (
@@ -236,8 +314,13 @@ class OmeZarrWriter(SiteWriter):
              "window": {"start": 0.0, "end": top, "min": 0.0, "max": top}}
             for n in self.channels
         ]}  # fmt: skip
+        physical = {}
+        if self.pixel_size_um is not None:  # y/x scale in micrometres (other axes: no unit)
+            size = float(self.pixel_size_um)
+            physical = {"scale": {**dict.fromkeys(axes, 1.0), "y": size, "x": size},
+                        "axes_units": {"y": "micrometer", "x": "micrometer"}}  # fmt: skip
         write_image(data, image, scale_factors=[], axes=axes, fmt=self.fmt, omero=omero,
-                    storage_options=storage)  # fmt: skip
+                    storage_options=storage, **physical)  # fmt: skip
 
     axes = "cyx"
 

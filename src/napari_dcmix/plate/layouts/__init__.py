@@ -30,7 +30,8 @@ def open_plate(
     plane: int | str | None = None,
     timepoint: int | None = None,
 ) -> Plate:
-    """Open a plate folder (or zarr) in whichever supported layout it is written.
+    """Open a plate folder (or zarr) in whichever supported layout it is written, or an
+    OME-Zarr plate at an ``http(s)://`` or ``s3://`` URL (given as a ``str``).
 
     Reads metadata (and at most one image header) only. ``layout`` forces one layout.
     ``plane`` (a number as the format writes it, or ``"max"`` for the maximum projection over
@@ -40,6 +41,8 @@ def open_plate(
     """
     if isinstance(path, Plate):
         return path
+    if isinstance(path, str) and "://" in path:
+        return _open_url(path, layout, plane=plane, timepoint=timepoint)
     path = Path(path).expanduser()
     if not path.exists():
         raise PlateError(f"plate path {path} does not exist")
@@ -65,6 +68,19 @@ def open_plate(
         except NotThisLayout as exc:
             reasons.append(f"  - {name}: {exc}")
     raise PlateError(f"{path} matches no supported plate layout. Tried:\n" + "\n".join(reasons))
+
+
+def _open_url(url: str, layout: str | None, **selection) -> Plate:
+    """An OME-Zarr plate at an ``http(s)://`` or ``s3://`` URL (the other layouts are folders
+    of image files, read from local disks only)."""
+    if layout not in (None, "ome-zarr"):
+        raise PlateError(
+            f"{url}: only OME-Zarr plates open from URLs, not layout {layout!r}; copy the "
+            "plate to a local folder"
+        )
+    from napari_dcmix.plate.layouts import omezarr
+
+    return omezarr.open_layout(url, **selection)
 
 
 def _synthetic_plate_path(path: Path) -> Path | None:

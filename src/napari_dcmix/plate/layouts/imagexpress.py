@@ -9,6 +9,13 @@ like images that cannot be read (broken symbolic links, loops, folders, FIFOs) a
 a warning naming each. Channel names come from the ``.HTD`` file's ``WaveName`` entries when
 there is one (an .HTD naming fewer wavelengths than the files have is an error), else ``w1``,
 ``w2``, ...
+
+Pixel size (``Plate.pixel_size_um``): the .HTD holds none in the versions we know of, but
+MetaXpress writes a MetaSeries XML into each TIFF's ImageDescription with
+``spatial-calibration-x`` / ``-y`` in ``spatial-calibration-units`` (``um``); read on first
+use from every channel's file of up to ``PIXEL_SIZE_SITES`` sites spread over the plate (not
+every file: a 384-well plate has thousands). None when a file lacks it, the calibration is
+off, or the files disagree.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from napari_dcmix.plate._io import (
 )
 from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
+from napari_dcmix.plate.pixel_size import PixelSize, Sample, combine, spread
+from napari_dcmix.plate.tiff_metadata import metaseries_pixel_size
 from napari_dcmix.plate.wells import normalise_well
 
 LAYOUT = "imagexpress"
@@ -37,6 +46,22 @@ FILE_RE = re.compile(
     re.IGNORECASE,
 )
 _NUMBERED = re.compile(r"^(TimePoint|ZStep)_(\d+)$", re.IGNORECASE)
+#: sites whose files (every channel) the pixel size is read from, spread over the plate
+PIXEL_SIZE_SITES = 4
+
+
+class ImageXpressPlate(ChannelFilesPlate):
+    """An ImageXpress plate; its pixel size comes from the TIFFs' MetaXpress metadata."""
+
+    def _find_pixel_size(self) -> PixelSize:
+        samples: list[Sample] = []
+        for key in spread(sorted(self._files), PIXEL_SIZE_SITES):
+            for item in self._files[key]:
+                path = item[0] if isinstance(item, tuple) else item
+                samples.append((path.name, metaseries_pixel_size(path)))
+        return combine(
+            samples, f"MetaXpress spatial-calibration in {len(samples)} of the plate's TIFFs"
+        )
 
 
 def parse_filename(name: str) -> tuple[str, str, int, int] | None:
@@ -198,7 +223,7 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
             f"{', '.join(f'w{c}' for c in unnamed)}; add the missing WaveName entries to the "
             ".HTD file"
         )
-    return ChannelFilesPlate(
+    return ImageXpressPlate(
         name=plates.pop(),
         layout=LAYOUT,
         path=path,

@@ -16,6 +16,17 @@ fill value over a whole site: lost data, not an image), ``read_with_notes`` retu
 naming the well, site and channels (``read`` emits it as a ``PlateWarning``) and still returns
 the fill value (one ``stat`` per chunk, stopping at the first present chunk of each channel;
 checked for local folder stores only).
+
+Pixel size (``Plate.pixel_size_um``): the y and x entries of the ``scale`` coordinate
+transformation of each image's first dataset, times those of a ``multiscales``-level ``scale``
+when there is one, in the units of the y and x ``axes`` (micrometer, nanometer, millimeter...,
+converted to micrometres). Read on first use from up to ``PIXEL_SIZE_IMAGES`` images spread
+over the plate. A scale without a unit is unknown (None): ome-zarr-py and other writers write
+a scale of 1 without a unit when they know no pixel size, so a unit-less number is not a
+measurement; so is an unknown unit.
+
+Remote plates (``http(s)://``, ``s3://``) open through fsspec (``open_remote``) and are read
+through zarr; their ``path`` is the URL.
 """
 
 from __future__ import annotations
@@ -32,10 +43,13 @@ from napari_dcmix.errors import PlateError, PlateWarning
 from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
 from napari_dcmix.plate.layouts._zarr_direct import DirectChunks
+from napari_dcmix.plate.pixel_size import PixelSize, Sample, combine, spread, to_um
 from napari_dcmix.plate.wells import normalise_well
 
 LAYOUT = "ome-zarr"
 _MARKERS = ("zarr.json", ".zgroup", ".zattrs")
+#: images whose metadata the pixel size is read from (spread over the plate; each is a read)
+PIXEL_SIZE_IMAGES = 4
 
 
 def _ome(attrs: dict) -> dict:
@@ -49,8 +63,12 @@ class OmeZarrPlate(Plate):
     reads parse no metadata; the caches are filled under a lock and are safe across threads.
     """
 
-    def __init__(self, *, group, image_paths: dict[tuple[str, int], str], **kwargs) -> None:
+    def __init__(
+        self, *, group, image_paths: dict[tuple[str, int], str], url: str | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        if url:  # a remote plate: ``path`` is its URL (a ``Path`` would fold the "//")
+            self.path = url  # type: ignore[assignment]
         self._group = group
         self._image_paths = image_paths
         self._arrays: dict[tuple[str, int], tuple] = {}
@@ -105,6 +123,18 @@ class OmeZarrPlate(Plate):
 
     def _read_site(self, well: str, site: int) -> np.ndarray:
         return self._read_site_notes(well, site)[0]
+
+    def _find_pixel_size(self) -> PixelSize:
+        """The y/x scale and units of up to ``PIXEL_SIZE_IMAGES`` images' multiscales."""
+        samples: list[Sample] = []
+        for key in spread(sorted(self._image_paths), PIXEL_SIZE_IMAGES):
+            where = f"{self.path}/{self._image_paths[key]}"
+            try:
+                attrs = _attrs(_node(self._group, self._image_paths[key], where), where)
+            except (KeyError, PlateError):
+                continue  # a missing or unreadable image: the read path names it
+            samples.append((self._image_paths[key], image_pixel_size(attrs)))
+        return combine(samples, "OME-NGFF multiscales scale and axis units")
 
     def _direct(self, well: str, site: int, array) -> DirectChunks | None:
         key = (well, site)
@@ -260,6 +290,67 @@ def _yx_scale(dataset: dict) -> tuple[float, float] | None:
     return None
 
 
+def image_pixel_size(attrs: dict) -> tuple[float | str, float | str] | str:
+    """(y, x) micrometres per pixel of an OME-NGFF image's full-resolution dataset (or why
+    there are none): its ``scale`` times the multiscales-level one, in the axes' units."""
+    try:
+        multiscales = attrs["multiscales"][0]
+        datasets = multiscales["datasets"]
+        first = datasets[0]
+    except (KeyError, IndexError, TypeError):
+        return "no multiscales datasets"
+    if not isinstance(multiscales, dict) or not isinstance(first, dict):
+        return "no multiscales datasets"
+    axes = multiscales.get("axes")
+    if not isinstance(axes, list) or not axes:
+        return "no axes (OME-NGFF before 0.4 has no units)"
+    names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+    if "y" not in names or "x" not in names:
+        return f"no y and x axes (axes {names})"
+    scale = _scale_of(first.get("coordinateTransformations"), len(axes))
+    if isinstance(scale, str):
+        return f"dataset {first.get('path')!r}: {scale}"
+    if "coordinateTransformations" in multiscales:
+        outer = _scale_of(multiscales["coordinateTransformations"], len(axes), required=False)
+        if isinstance(outer, str):
+            return f"multiscales: {outer}"
+        if outer is not None:
+            scale = [a * b for a, b in zip(scale, outer, strict=True)]
+    out: list[float | str] = []
+    for axis in ("y", "x"):
+        i = names.index(axis)
+        unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
+        if unit is None:
+            out.append(f"a scale of {scale[i]:g} without a unit (unknown size)")
+            continue
+        value = to_um(scale[i], unit)
+        out.append(value if isinstance(value, float) else f"axis unit: {value}")
+    return out[0], out[1]
+
+
+def _scale_of(transforms, n_axes: int, required: bool = True) -> list[float] | str | None:
+    """The ``scale`` vector of a list of coordinate transformations (one entry per axis),
+    None when there is none and it is not ``required``, or why it is unusable."""
+    if not isinstance(transforms, list):
+        return (
+            "no coordinateTransformations"
+            if required
+            else "coordinateTransformations is not a list"
+        )
+    scales = [t for t in transforms if isinstance(t, dict) and t.get("type") == "scale"]
+    if not scales:
+        return "no scale transformation" if required else None
+    scale = scales[0].get("scale")
+    if not isinstance(scale, list) or len(scale) != n_axes:
+        return f"scale {str(scale)[:60]} does not have one entry per axis ({n_axes})"
+    numbers = []
+    for v in scale:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            return f"scale {str(scale)[:60]} is not a list of positive numbers"
+        numbers.append(float(v))
+    return numbers
+
+
 def _level0(group, image_path: str, root: Path):
     """(array, axes, where, datasets) of an image's full-resolution level."""
     return _open_level(group, image_path, root, None)
@@ -375,20 +466,27 @@ def _list(value, what: str, where: Path) -> list:
     return value
 
 
-def open_layout(path: Path, plane: int | str | None = None, timepoint: int | None = None) -> Plate:
-    """Open an OME-Zarr HCS plate; NotThisLayout if ``path`` is not a Zarr group.
+def open_layout(
+    path: Path | str, plane: int | str | None = None, timepoint: int | None = None
+) -> Plate:
+    """Open an OME-Zarr HCS plate from a folder, or from an ``http(s)://`` or ``s3://`` URL
+    (``open_remote``); NotThisLayout if a folder is not a Zarr group.
 
     A well listed in the plate metadata but absent from the store is a missing well (skipped
     with a PlateWarning naming it); metadata that is not valid JSON or not OME-NGFF raises
     PlateError naming the node. Planes and timepoints: ``[1]`` (t and z read at index 0)."""
-    if not path.is_dir() or not any((path / m).is_file() for m in _MARKERS):
+    url = path.rstrip("/") if isinstance(path, str) and "://" in path else None
+    if url is None and (not path.is_dir() or not any((path / m).is_file() for m in _MARKERS)):
         raise NotThisLayout("no zarr.json / .zgroup / .zattrs (not a Zarr group)")
     import zarr
 
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = open_remote(url) if url else zarr.open_group(str(path), mode="r")
+    except PlateError:
+        raise
     except Exception as exc:
         raise PlateError(f"cannot open Zarr group {path}: {_describe(exc)}") from None
+    path = url or path
     attrs = _attrs(group, str(path))
     if "plate" not in attrs:
         what = "an OME-Zarr image, not a plate" if "multiscales" in attrs else "a Zarr group"
@@ -459,8 +557,9 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
     sites: dict[str, list[int]] = {}
     for well, site in image_paths:
         sites.setdefault(well, []).append(site)
+    default_name = url.rsplit("/", 1)[-1] if url else path.name
     return OmeZarrPlate(
-        name=str(meta.get("name") or path.name.removesuffix(".zarr")),
+        name=str(meta.get("name") or default_name.removesuffix(".zarr")),
         layout=LAYOUT,
         path=path,
         sites=sites,
@@ -474,4 +573,58 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
         timepoints=timepoints,
         plane=chosen_z,
         timepoint=chosen_t,
+        url=url,
     )
+
+
+# --- remote plates ---------------------------------------------------------------------------
+
+REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+def open_remote(url: str):
+    """The root Zarr group of a plate at an ``http(s)://`` or ``s3://`` URL, through fsspec
+    (its credentials and settings: for S3 the usual AWS variables or profile; fsspec's
+    ``FSSPEC_S3_ANON=true`` for a public bucket, ``FSSPEC_S3_ENDPOINT_URL`` for another
+    S3-compatible service). Pixels are then read through zarr (the direct chunk reader is
+    for local folders only). Errors name the URL and what was expected."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in REMOTE_SCHEMES:
+        raise PlateError(
+            f"{url}: cannot open {scheme}:// URLs; expected an OME-Zarr plate at an http://, "
+            "https:// or s3:// URL, or a local folder"
+        )
+    try:
+        import zarr
+        from zarr.storage import FsspecStore
+
+        store = FsspecStore.from_url(url.rstrip("/"), read_only=True)
+        return zarr.open_group(store, mode="r")
+    except ImportError as exc:
+        raise PlateError(
+            f"{url}: reading {scheme}:// URLs needs the Python package {exc.name or exc} "
+            f"(pip install {'s3fs' if scheme == 's3' else 'aiohttp'})"
+        ) from None
+    except Exception as exc:
+        raise PlateError(remote_error(url, exc)) from None
+
+
+def remote_error(url: str, exc: BaseException) -> str:
+    """What went wrong opening ``url``, in words (404, no connection, no credentials...)."""
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    expected = "expected an OME-Zarr plate (the folder holding its zarr.json or .zgroup)"
+    if isinstance(exc, FileNotFoundError) or "NotFound" in name:
+        return (
+            f"{url}: nothing there (no zarr.json or .zgroup: HTTP 404 or no such key); " + expected
+        )
+    if "Credentials" in name:
+        return (
+            f"{url}: no S3 credentials found ({text}); expected AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or an AWS profile), or FSSPEC_S3_ANON=true for a public bucket"
+        )
+    if isinstance(exc, PermissionError) or "Forbidden" in text or "AccessDenied" in text:
+        return f"{url}: access denied ({text}); {expected} that these credentials may read"
+    if isinstance(exc, (OSError, TimeoutError)) or "Connect" in name:
+        return f"{url}: cannot connect ({name}: {text}); {expected} at a server that answers"
+    return f"{url}: cannot open as an OME-Zarr plate ({name}: {text}); {expected}"

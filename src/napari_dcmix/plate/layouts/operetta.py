@@ -6,6 +6,11 @@ and ``timepoints`` are the PlaneID and TimepointID numbers of the index; the low
 read unless ``open_plate(plane=..., timepoint=...)`` chooses others (``plane="max"``: the
 maximum projection over the planes). Without an index the file names alone are used (plane
 ``p``, timepoint ``sk``) and channels are named ``ch1``, ``ch2``, ... (with a warning).
+
+Pixel size (``Plate.pixel_size_um``): each image's ``ImageResolutionX`` / ``ImageResolutionY``
+in the index, in the unit of their ``Unit`` attribute (Harmony writes metres, ``Unit="m"``),
+or, for images without them, those of the channel's ``Maps/Map/Entry`` (newer exports); every
+image the plate reads must agree. None without an index.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from napari_dcmix.plate._io import (
 )
 from napari_dcmix.plate.base import MAX_PROJECTION, Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
+from napari_dcmix.plate.pixel_size import PixelSize, Sample, combine, to_um
 from napari_dcmix.plate.wells import well_name
 
 LAYOUT = "operetta"
@@ -68,6 +74,7 @@ def _entries_from_index(index: Path) -> tuple[str | None, list[dict]]:
     name = None
     if plate_el is not None:
         name = _text_ns(plate_el, q, "Name") or _text_ns(plate_el, q, "PlateID")
+    maps = _channel_resolutions(root, q)
     entries = []
     numbers = (("row", "Row", None), ("col", "Col", None), ("field", "FieldID", None),
                ("plane", "PlaneID", 1), ("timepoint", "TimepointID", 0),
@@ -90,8 +97,47 @@ def _entries_from_index(index: Path) -> tuple[str | None, list[dict]]:
             except (TypeError, ValueError):
                 found = "nothing" if text is None else repr(text[:40])
                 raise PlateError(f"{what} has {tag} {found}; expected an integer") from None
+        entry["resolution"] = _resolution(img, q) or maps.get(_text_ns(img, q, "ChannelID"))
         entries.append(entry)
     return name, entries
+
+
+def _length(el: ET.Element | None) -> float | str:
+    """A Harmony length element (``<ImageResolutionX Unit="m">6.5E-07</...>``) in
+    micrometres, or why it cannot be read."""
+    if el is None:
+        return "missing"
+    return to_um((el.text or "").strip(), el.get("Unit"))
+
+
+def _resolution(el: ET.Element, q) -> tuple[float | str, float | str] | None:
+    """(y, x) of an element's ImageResolutionY / ImageResolutionX, None if it has neither."""
+    y, x = el.find(q("ImageResolutionY")), el.find(q("ImageResolutionX"))
+    if y is None and x is None:
+        return None
+    return _length(y), _length(x)
+
+
+def _channel_resolutions(root: ET.Element, q) -> dict[str | None, tuple]:
+    """ChannelID -> (y, x) from the ``Maps/Map/Entry`` elements of newer Harmony exports."""
+    out: dict[str | None, tuple] = {}
+    for entry in root.findall(f".//{q('Maps')}/{q('Map')}/{q('Entry')}"):
+        found = _resolution(entry, q)
+        if found is not None:
+            out.setdefault(entry.get("ChannelID"), found)
+    return out
+
+
+def _pixel_size(entries: list[dict], index: Path | None, used: set[str]) -> PixelSize:
+    """The pixel size the index states for the images the plate reads (``used`` URLs)."""
+    if index is None:
+        return PixelSize.unknown("no Harmony index (the file names hold no pixel size)")
+    samples: list[Sample] = []
+    for e in entries:
+        if e["url"] in used:
+            value = e.get("resolution") or "no ImageResolutionX / ImageResolutionY"
+            samples.append((f"{index.name} image {e['url']}", value))
+    return combine(samples, f"Harmony index {index.name}: ImageResolutionX / ImageResolutionY")
 
 
 def _text_ns(el: ET.Element, q, tag: str) -> str | None:
@@ -188,6 +234,12 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
     first = files[min(files)][0]
     first = first[0] if isinstance(first, tuple) else first
     shape, dtype = image_header(first)
+    used = {
+        p.name
+        for item in files.values()
+        for c in item
+        for p in (c if isinstance(c, tuple) else (c,))
+    }
     return ChannelFilesPlate(
         name=name or path.name,
         layout=LAYOUT,
@@ -202,4 +254,5 @@ def open_layout(path: Path, plane: int | str | None = None, timepoint: int | Non
         timepoints=timepoints,
         plane=chosen_z,
         timepoint=chosen_t,
+        pixel_size=_pixel_size(entries, index, used),
     )

@@ -3,6 +3,11 @@
 Each file holds one site as ``(C, H, W)`` (or ``(H, W)`` for one channel). A single-site
 plate may drop the site: ``B02.tif``. Channel names come from ``channels.txt`` (one per line),
 else from the OME-XML ``Channel Name`` of the first file, else ``ch1..chN``.
+
+Pixel size (``Plate.pixel_size_um``): the OME-XML ``Pixels`` ``PhysicalSizeX`` /
+``PhysicalSizeY`` of OME-TIFF files (units ``PhysicalSizeXUnit`` / ``PhysicalSizeYUnit``,
+micrometres by default as the OME schema says), read on first use from up to
+``PIXEL_SIZE_FILES`` files spread over the plate; None for TIFFs without OME-XML.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ from napari_dcmix.plate._io import (
 )
 from napari_dcmix.plate.base import Plate, choose_plane, choose_timepoint
 from napari_dcmix.plate.layouts import NotThisLayout
+from napari_dcmix.plate.pixel_size import PixelSize, combine, spread
+from napari_dcmix.plate.tiff_metadata import ome_pixel_size
 from napari_dcmix.plate.wells import normalise_well
 
 LAYOUT = "tiff"
 FILE_RE = re.compile(r"^([A-Za-z]{1,2}\d{1,3})(?:_s(\d+))?\.tiff?$", re.IGNORECASE)
 CHANNELS_FILE = "channels.txt"
+#: files the pixel size is read from, spread over the plate
+PIXEL_SIZE_FILES = 4
 
 
 def site_filename(well: str, site: int) -> str:
@@ -72,6 +81,11 @@ class TiffFolderPlate(Plate):
             )
         self._check_dtype(data.dtype, f"image {path}")
         return data
+
+    def _find_pixel_size(self) -> PixelSize:
+        paths = [self._files[k] for k in spread(sorted(self._files), PIXEL_SIZE_FILES)]
+        samples = [(p.name, ome_pixel_size(p)) for p in paths]
+        return combine(samples, f"OME-XML PhysicalSizeX / PhysicalSizeY in {len(paths)} files")
 
     def _view(self, well: str, site: int) -> np.ndarray | None:
         """The site's pixels memory-mapped (uncompressed TIFF), ``(C, H, W)``, else None."""
