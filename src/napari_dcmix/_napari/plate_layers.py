@@ -364,25 +364,27 @@ class PlateLayers:
         rects = {(w, s): r for w, s, r in site_rectangles(plate, found.geometry)}
         (y0, _x0), _ = rects[(view.well, view.site)]
         k, h, w = view.images.shape
-        left = found.geometry.shape[1] + GAP * w
-        scale = np.asarray(found.geometry.scale, dtype=float)
+        site_h, site_w = view.site_shape if view.site_shape[0] else (h, w)
+        left = found.geometry.shape[1] + GAP * site_w
+        # a binned (or resized) model sees fewer pixels: they cover the site all the same
+        scale = np.asarray(found.geometry.scale, dtype=float) * (site_h / h, site_w / w)
         added = []
         for i in range(k):
             image = view.images[i]
             lo, hi = np.percentile(image, [1, 99.8])
-            corner = self._world(found, (y0, left + i * (1 + GAP) * w))
+            corner = self._world(found, (y0, left + i * (1 + GAP) * site_w))
             added.append(
                 self.viewer.add_image(
                     image,
                     name=f"network sees {i + 1}/{k} ({view.well} s{view.site})",
                     colormap="gray",
                     contrast_limits=(float(lo), float(max(hi, lo + 1e-6))),
-                    scale=tuple(scale),  # the site's pixels, as on the plate
+                    scale=tuple(scale),
                     translate=tuple(corner),
                     metadata={ROLE_KEY: NETWORK_ROLE, KEY_KEY: view.plate_key},
                 )
             )
-        span = [[y0, left], [y0 + h, left + k * (1 + GAP) * w]]
+        span = [[y0, left], [y0 + site_h, left + k * (1 + GAP) * site_w]]
         self._zoom_to(self._world(found, span))
         if self.alive(found.wells):
             self.viewer.layers.selection.active = found.wells

@@ -4,6 +4,7 @@ annotations. ``DcmixSession.predict_task`` / ``finetune_task`` call these."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,11 @@ def predict_task(session: DcmixSession, **overrides: Any) -> Task:
             session.set_predictions(predictions, key)
         return True
 
+    # every prediction setting predict_plate takes (a new one follows without code here)
+    takes = inspect.signature(predict_plate).parameters
+    kwargs = {k: v for k, v in dataclasses.asdict(settings).items() if k in takes}
     return Task(
-        session, "predict", "Predict", key, predict_plate, (model, state.plate),
-        {"device": settings.device, "batch_size": settings.batch_size,
-         "read_threads": settings.read_threads},
+        session, "predict", "Predict", key, predict_plate, (model, state.plate), kwargs,
         progress, result, lambda e: (int(e.done), int(e.total)),
     )  # fmt: skip
 

@@ -97,8 +97,9 @@ class StainActions:
         well = well or state.plate.wells[0]
         site = int(site) if site is not None else state.plate.sites(well)[0]
         self._check_stains(state)
-        images = blended_images(model, state.plate.read(well, site))
-        return NetworkView(images, well, site, state.key)
+        raw = state.plate.read(well, site)
+        images = blended_images(model, raw)
+        return NetworkView(images, well, site, state.key, tuple(raw.shape[-2:]))
 
     def _check_stains(self, state: PlateState) -> None:
         if list(self.model.channel_names) == list(state.plate.channels):

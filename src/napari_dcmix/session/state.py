@@ -88,12 +88,14 @@ class MissingPlate:
 
 @dataclass(frozen=True)
 class NetworkView:
-    """What the network sees of one site: its K blended images (K, H, W)."""
+    """What the network sees of one site: its K blended images (K, h, w), at the model's
+    scale (``site_shape`` is the site's own (H, W): a binned model sees fewer pixels)."""
 
     images: Any
     well: str
     site: int
     plate_key: str
+    site_shape: tuple[int, int] = (0, 0)
 
 
 def plate_key(plate: Any) -> str:
