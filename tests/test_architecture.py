@@ -12,6 +12,10 @@ CORE_MODULES = [
     "napari_dcmix.plate",
     "napari_dcmix.synthetic",
     "napari_dcmix.model",
+    "napari_dcmix.session",
+    "napari_dcmix.report",
+    "napari_dcmix.figures",
+    "napari_dcmix.plate.channel_map",
 ]
 
 

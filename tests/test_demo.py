@@ -13,6 +13,8 @@ from PIL import Image
 def test_demo_screenshot(tmp_path):
     shot = tmp_path / "demo.png"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))  # sample plate written afresh
+    # the demo shows the shipped model (tests/screen sets a small default model for the session)
+    env.pop("NAPARI_DCMIX_DEFAULT_MODEL", None)
     result = subprocess.run(
         [sys.executable, "-m", "napari_dcmix.cli", "demo", "--screenshot", str(shot)],
         capture_output=True,

@@ -124,3 +124,17 @@ def answer(widget):
 @pytest.fixture
 def phenotype() -> str:
     return PHENOTYPE
+
+
+@pytest.fixture
+def evidence_model():
+    """``evidence_model(channels, classes, evidence)``: a DcmixClassifier carrying a hand-made
+    evidence dict (the schema of napari_dcmix.model.evidence)."""
+    from napari_dcmix.model import build_model
+
+    def make(channels, classes, evidence):
+        model = build_model(list(channels), list(classes), input_size=32, seed=0)
+        model.evidence = evidence
+        return model
+
+    return make

@@ -22,8 +22,9 @@ def test_default_finetune_on_the_sample_ranks_mito_first(viewer, qtbot, tmp_path
     w.show_chart()
     assert w.open_plate(sample.path) and w.load_model(None)
     w.set_annotations(demo_annotations(sample.labels))
-    form = w.finetune_section
-    assert form.mode == "mixing" and form.fresh_mixing.isChecked()  # the defaults
+    form = w.finetune_section.form
+    assert form.value("mode") == "mixing" and form.value("fresh_mixing")  # the defaults
+    assert (form.value("epochs"), form.value("mixing_lr")) == (30, 0.1)
     before = w.model
     params = [p.detach().clone() for p in before.mixing.parameters()]
     t0 = time.perf_counter()

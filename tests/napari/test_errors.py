@@ -21,6 +21,9 @@ def test_unreadable_plate(widget, notifications, tmp_path):
     assert not widget.open_plate(tmp_path / "junk")
     assert any("Open plate" in m and "junk" in m for m in notifications)
     assert widget.plate is not None  # the plate already open is kept
+    assert not widget.open_session(tmp_path / "junk")  # not a session folder either
+    assert "session.json is missing" in notifications[-1]
+    assert widget.plate is not None
 
 
 def test_finetune_needs_two_annotated_classes(widget, notifications):
@@ -40,6 +43,8 @@ def test_model_channel_mismatch(widget, notifications):
     assert widget.run_predict() is None
     assert "differ from plate" in notifications[-1] and "Fine-tune" in notifications[-1]
     assert _buttons_usable(widget)
+    assert widget.show_network_view() is None
+    assert "What the network sees" in notifications[-1] and "differ" in notifications[-1]
 
 
 def test_bad_model_file(widget, notifications, tmp_path):
@@ -99,7 +104,7 @@ def test_failed_finetune_restores_the_chart_and_shows_the_device(
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(core, "train", half_then_boom)
-    widget.model_section.device_label.setText("device used: –")
+    widget.model_section.show_device("–")
     model = widget.model
     shown_by_model = list(model.channel_importance().values())
     widget.set_annotations(synth_plate.labels)

@@ -33,7 +33,7 @@ def test_in_place_update_reaches_the_canvas(widget, wait_for):
     for site in preds.sites:  # swap the classes and halve the certainty
         probs = np.asarray(site.probs, dtype=float)[::-1]
         site.probs = 0.5 * probs + 0.5 / len(probs)
-    widget.predict_section._draw_wells(preds)
+    widget.layers._draw_wells(widget.session.current_key)
     assert widget.viewer.layers[WELL_LAYER] is overlay
     feats = overlay.features
     assert list(overlay.text.values) == [
@@ -44,7 +44,7 @@ def test_in_place_update_reaches_the_canvas(widget, wait_for):
 
 
 def test_canvas_repaint_is_held_back_during_the_update_then_released(widget, wait_for, qtbot):
-    hold = widget.predict_section.canvas_hold
+    hold = widget.layers.canvas_hold
     canvases = hold.canvases()
     assert canvases == [widget.viewer.window._qt_viewer.canvas.native]
     release = hold.hold()
@@ -53,15 +53,15 @@ def test_canvas_repaint_is_held_back_during_the_update_then_released(widget, wai
     assert canvases[0].updatesEnabled()
 
     # predict: the overlay update runs with the canvas held back, its repaint follows
-    section, painted, held = widget.predict_section, [], []
-    draw_wells = section._draw_wells
+    layers, painted, held = widget.layers, [], []
+    draw_wells = layers._draw_wells
 
-    def recording_draw_wells(predictions):
+    def recording_draw_wells(key):
         held.append(not canvases[0].updatesEnabled())
         painted.clear()
-        return draw_wells(predictions)
+        return draw_wells(key)
 
-    section._draw_wells = recording_draw_wells
+    layers._draw_wells = recording_draw_wells
     canvas = _visual(widget.viewer, widget.viewer.layers[WELL_LAYER]).node.canvas
     canvas.events.draw.connect(lambda event: painted.append(event))
     wait_for(widget.run_predict())

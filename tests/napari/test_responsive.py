@@ -58,3 +58,29 @@ def test_screenshot_shows_plate_overlay_and_chart(widget, wait_for, qtbot):
     assert magenta.sum() > 50 and blue.sum() > 50
     full = widget.viewer.screenshot(canvas_only=False, flash=False)
     assert full.shape[1] > canvas.shape[1]  # docks are in the window screenshot
+
+
+def test_chart_epoch_updates_draw_what_a_full_redraw_draws(viewer, qtbot):
+    """The chart redraws only its bars between epochs (blitting): the canvas must show the
+    same picture as a whole redraw of the new values, and differ from the old one."""
+    from napari_dcmix._napari.chart import ImportanceChart
+
+    chart = ImportanceChart(viewer)
+    viewer.window.add_dock_widget(chart, name="chart", area="right")
+    names, colors = ["DNA", "ER", "Mito"], ["blue", "green", "magenta"]
+    chart.set_importance(names, [0.3, 0.3, 0.4], colors, title="epoch 1")
+    chart.canvas.draw()
+    qtbot.wait(20)
+    old = _qimage_rgb(chart.canvas.grab().toImage()).astype(int)
+    blits: list = []
+    blit = chart.canvas.blit
+    chart.canvas.blit = lambda bbox=None: blits.append(bbox) or blit(bbox)
+    chart.set_importance(names, [0.2, 0.26, 0.46], colors, title="epoch 2")
+    assert len(blits) == 1  # the cheap path was taken
+    qtbot.wait(20)
+    fast = _qimage_rgb(chart.canvas.grab().toImage()).astype(int)
+    chart.canvas.draw()  # the whole figure drawn again, as it is now
+    qtbot.wait(20)
+    full = _qimage_rgb(chart.canvas.grab().toImage()).astype(int)
+    assert np.abs(fast - old).max(axis=-1).astype(bool).sum() > 200  # the bars moved
+    assert np.abs(fast - full).max(axis=-1).astype(bool).sum() < 20  # as a full redraw draws

@@ -69,7 +69,7 @@ def run_demo(
     sample = sample_plate() if plate is None else None
     if not widget.open_plate(plate if plate is not None else sample.path):
         raise DcmixError(f"could not open the plate {plate or sample.path}")
-    widget.model_section.device_combo.setCurrentText(device)
+    widget.session.update_settings("predict", device=device)
     if not widget.load_model(model):
         raise DcmixError(f"could not load the model {model or 'default'}")
     widget.show_chart()

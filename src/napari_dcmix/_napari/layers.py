@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_dcmix._napari.colors import channel_colormaps
+from napari_dcmix.figures import channel_colormaps
 from napari_dcmix.plate.mosaic import (
     MosaicGeometry,
     build_mosaic,
@@ -25,14 +25,17 @@ from napari_dcmix.plate.mosaic import (
 #: key under which every plate layer's ``metadata`` holds the plate and its mosaic geometry
 PLATE_KEY = "dcmix_plate"
 GEOMETRY_KEY = "dcmix_geometry"
-ROLE_KEY = "dcmix_role"  # "channel" | "wells" | "well-predictions" | "site-predictions"
+ROLE_KEY = "dcmix_role"  # "channel" | "wells" | "well-predictions" | "site-predictions" | ...
+KEY_KEY = "dcmix_plate_key"  # the session's key of the plate (its resolved folder)
 
 
 def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
     """Layer data tuples for a plate mosaic (reads a few sites for contrast limits only)."""
+    from napari_dcmix.session.session import plate_key
+
     mosaic = build_mosaic(plate)
     geometry = mosaic.geometry
-    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry}
+    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry, KEY_KEY: plate_key(plate)}
     limits = sample_contrast_limits(plate)
     physical = mosaic_layer_kwargs(geometry)
     layers: list[tuple[Any, dict, str]] = []
@@ -56,6 +59,14 @@ def plate_layer_data(plate: Any) -> list[tuple[Any, dict, str]]:
         )
     layers.append(wells_layer_data(plate, geometry))
     return layers
+
+
+def channel_levels(plate: Any) -> tuple[list, list]:
+    """Each channel's multiscale levels and contrast limits (for replacing a layer's data when
+    the plate is reopened at another plane or timepoint)."""
+    mosaic = build_mosaic(plate)
+    limits = sample_contrast_limits(plate)
+    return [mosaic.channel_levels(c) for c in range(len(plate.channels))], list(limits)
 
 
 @functools.cache
@@ -90,6 +101,7 @@ def text_size(geometry: MosaicGeometry, chars: int = 12) -> float:
 def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, str]:
     """One rectangle per well, its name as text, features plate/well/row/column."""
     from napari_dcmix.plate.wells import row_letters, well_row_col
+    from napari_dcmix.session.session import plate_key
 
     rects = well_rectangles(plate, geometry)
     wells = [w for w, _ in rects]
@@ -120,7 +132,12 @@ def wells_layer_data(plate: Any, geometry: MosaicGeometry) -> tuple[Any, dict, s
                 "translation": [0.9 * offset, 0.2 * offset],  # inside the well, top left
                 "scaling": True,
             },
-            "metadata": {PLATE_KEY: plate, GEOMETRY_KEY: geometry, ROLE_KEY: "wells"},
+            "metadata": {
+                PLATE_KEY: plate,
+                GEOMETRY_KEY: geometry,
+                KEY_KEY: plate_key(plate),
+                ROLE_KEY: "wells",
+            },
             **mosaic_layer_kwargs(geometry),
         },
         "shapes",

@@ -1,21 +1,25 @@
-"""Model section: default model, open, save; device choice and the device actually used."""
+"""Model section: default model, open, save; the device (a form built from PredictConfig's
+metadata) and the device actually used; what the network sees of the well in focus."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from qtpy.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+
+from napari_dcmix._napari.settings_form import SettingsForm
 
 if TYPE_CHECKING:
     from napari_dcmix._napari.widget import DcmixWidget
 
-DEVICES = ["auto", "cpu", "cuda:0", "cuda:1", "mps"]
-
 
 class ModelSection(QGroupBox):
     def __init__(self, owner: DcmixWidget) -> None:
+        from napari_dcmix.model.train_settings import PredictConfig
+
         super().__init__("Model")
         self.owner = owner
+        session = owner.session
         self.info = QLabel("No model loaded (the default model loads on first use).")
         self.info.setWordWrap(True)
         self.default_button = QPushButton("Default")
@@ -25,39 +29,63 @@ class ModelSection(QGroupBox):
         self.open_button.clicked.connect(self._open_clicked)
         self.save_button = QPushButton("Save…")
         self.save_button.clicked.connect(self._save_clicked)
-        self.device_combo = QComboBox()
-        self.device_combo.setEditable(True)
-        self.device_combo.addItems(DEVICES)
-        self.device_combo.setToolTip("auto: CUDA, then Apple MPS, then CPU")
+        self.device_form = SettingsForm(
+            PredictConfig, session.predict_settings, self._device_changed, only=["device"]
+        )
         self.device_label = QLabel("device used: –")
+        self.sees_button = QPushButton("What the network sees")
+        self.sees_button.setToolTip(
+            "The model's blended images (its K mixes of the stains) of the well or site in "
+            "focus, as image layers beside the plate"
+        )
+        self.sees_button.clicked.connect(lambda: self.owner.show_network_view())
         buttons = QHBoxLayout()
         for b in (self.default_button, self.open_button, self.save_button):
             buttons.addWidget(b)
-        devices = QHBoxLayout()
-        devices.addWidget(QLabel("Device"))
-        devices.addWidget(self.device_combo, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.info)
-        layout.addLayout(devices)
+        layout.addWidget(self.device_form)
         layout.addWidget(self.device_label)
+        layout.addWidget(self.sees_button)
+        ev = session.events
+        ev.model_changed.connect(self.refresh)
+        ev.settings_changed.connect(lambda: self.device_form.set_values(session.predict_settings))
+        ev.device_used.connect(self.show_device)
+        ev.task_started.connect(lambda _t: self._busy(True))
+        ev.task_finished.connect(lambda _t: self._busy(False))
+        self.refresh()
 
     @property
     def device(self) -> str:
-        return self.device_combo.currentText().strip() or "auto"
+        return self.owner.session.device
+
+    def _device_changed(self, name: str, value: Any) -> None:
+        value = str(value).strip() or "auto"
+        self.owner.attempt("Device", self.owner.session.update_settings, "predict", device=value)
+
+    def _busy(self, busy: bool) -> None:
+        for w in (self.default_button, self.open_button, self.save_button, self.device_form,
+                  self.sees_button):  # fmt: skip
+            w.setEnabled(not busy)
+        if not busy:
+            self.refresh()
 
     def show_device(self, device: object) -> None:
         self.device_label.setText(f"device used: {device}")
 
     def refresh(self) -> None:
-        model, path = self.owner.model, self.owner.model_path
+        session = self.owner.session
+        model, path = session.model, session.model_path
         self.save_button.setEnabled(model is not None)
         if model is None:
             return
-        source = "fine-tuned (unsaved)" if self.owner.model_dirty else (path or "in memory")
+        source = "fine-tuned (unsaved)" if session.model_dirty else (path or "in memory")
+        scale = getattr(model, "scale", None)
+        scale_text = f"<br>pixel scale: {scale}" if scale is not None else ""
         self.info.setText(
             f"<b>{', '.join(model.class_names)}</b> from {', '.join(model.channel_names)}"
-            f"<br><small>{source}</small>"
+            f"{scale_text}<br><small>{source}</small>"
         )
 
     def _open_clicked(self) -> None:

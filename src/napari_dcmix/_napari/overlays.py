@@ -10,15 +10,18 @@ import numpy as np
 from napari_dcmix._napari.colors import class_colors
 from napari_dcmix._napari.layers import (
     GEOMETRY_KEY,
+    KEY_KEY,
     PLATE_KEY,
     ROLE_KEY,
     mosaic_layer_kwargs,
     text_size,
 )
 from napari_dcmix.plate.mosaic import MosaicGeometry, site_rectangles, well_rectangles
+from napari_dcmix.session.scores import ScoreSpec, score_colors, well_features, well_scores
 
 WELL_LAYER = "predictions (wells)"
 SITE_LAYER = "predictions (sites)"
+HEATMAP_LAYER = "heatmap (wells)"
 UNLABELLED_EDGE = (0.5, 0.5, 0.5, 1.0)
 TEXT_KEY = "dcmix_text"  # the text settings last applied to an overlay updated in place
 
@@ -28,27 +31,16 @@ def _fill(color: tuple, confidence: float) -> tuple:
     return (*color[:3], 0.10 + 0.45 * float(np.clip(confidence, 0.0, 1.0)))
 
 
-def well_prediction_features(predictions: Any, plate_name: str) -> dict[str, list]:
-    """One row per predicted well: plate, well, prediction, confidence, n_sites, p_<class>."""
-    wells = predictions.wells()
-    out: dict[str, list] = {
-        "plate": [plate_name] * len(wells),
-        "well": [w.well for w in wells],
-        "prediction": [w.prediction for w in wells],
-        "confidence": [round(float(w.confidence), 4) for w in wells],
-        "n_sites": [int(w.n_sites) for w in wells],
-    }
-    for i, name in enumerate(predictions.class_names):
-        out[f"p_{name}"] = [round(float(w.probs[i]), 4) for w in wells]
-    return out
+def _meta(plate: Any, geometry: MosaicGeometry, key: str, role: str) -> dict:
+    return {PLATE_KEY: plate, GEOMETRY_KEY: geometry, KEY_KEY: key, ROLE_KEY: role}
 
 
 def well_overlay_data(
-    predictions: Any, plate: Any, geometry: MosaicGeometry
+    predictions: Any, plate: Any, geometry: MosaicGeometry, key: str
 ) -> tuple[list, dict, str]:
     """Well rectangles coloured by predicted class, opacity by confidence, text "class 0.93"."""
     rects = dict(well_rectangles(plate, geometry))
-    features = well_prediction_features(predictions, plate.name)
+    features = well_features(predictions, plate.name)
     colors = class_colors(list(predictions.class_names))
     classes, confs = features["prediction"], features["confidence"]
     return (
@@ -67,23 +59,19 @@ def well_overlay_data(
                 "scaling": True,
                 "color": "white",
             },
-            "metadata": {
-                PLATE_KEY: plate,
-                GEOMETRY_KEY: geometry,
-                ROLE_KEY: "well-predictions",
-                "class_colors": colors,
-            },
+            "metadata": {**_meta(plate, geometry, key, "well-predictions"), "class_colors": colors},
         },
         "shapes",
     )
 
 
-def placeholder_overlays(plate: Any, geometry: MosaicGeometry) -> list[tuple[list, dict, str]]:
+def placeholder_overlays(
+    plate: Any, geometry: MosaicGeometry, key: str
+) -> list[tuple[list, dict, str]]:
     """Empty (invisible) prediction overlays, made when a plate opens: the first prediction
     then only updates them in place instead of building new layers in the middle of the job."""
     rects = well_rectangles(plate, geometry)
     sites = site_rectangles(plate, geometry)
-    meta = {PLATE_KEY: plate, GEOMETRY_KEY: geometry}
     clear = "transparent"
     wells = {
         "name": WELL_LAYER,
@@ -93,7 +81,7 @@ def placeholder_overlays(plate: Any, geometry: MosaicGeometry) -> list[tuple[lis
         "edge_color": clear,
         "edge_width": max(1.0, geometry.gutter / 4),
         "text": {"string": "{prediction}", "size": text_size(geometry, chars=16), "scaling": True},
-        "metadata": {**meta, ROLE_KEY: "well-predictions"},
+        "metadata": _meta(plate, geometry, key, "well-predictions"),
     }
     site = {
         "name": SITE_LAYER,
@@ -102,7 +90,7 @@ def placeholder_overlays(plate: Any, geometry: MosaicGeometry) -> list[tuple[lis
         "face_color": clear,
         "edge_width": 0,
         "visible": False,
-        "metadata": {**meta, ROLE_KEY: "site-predictions"},
+        "metadata": _meta(plate, geometry, key, "site-predictions"),
     }
     return [
         ([np.asarray(r) for _, r in rects], wells, "shapes"),
@@ -111,7 +99,7 @@ def placeholder_overlays(plate: Any, geometry: MosaicGeometry) -> list[tuple[lis
 
 
 def site_overlay_data(
-    predictions: Any, plate: Any, geometry: MosaicGeometry
+    predictions: Any, plate: Any, geometry: MosaicGeometry, key: str
 ) -> tuple[list, dict, str]:
     """Site rectangles coloured by each site's predicted class, opacity by its confidence."""
     rects = {(w, s): r for w, s, r in site_rectangles(plate, geometry)}
@@ -139,19 +127,20 @@ def site_overlay_data(
             "face_color": faces or "transparent",
             "edge_width": 0,
             "visible": False,
-            "metadata": {PLATE_KEY: plate, GEOMETRY_KEY: geometry, ROLE_KEY: "site-predictions"},
+            "metadata": _meta(plate, geometry, key, "site-predictions"),
         },
         "shapes",
     )
 
 
-def find_overlay(viewer: Any, role: str, plate: Any) -> Any:
-    """The overlay layer of ``role`` ("well-predictions" | "site-predictions") for ``plate``."""
+def find_overlay(viewer: Any, role: str, key: str) -> Any:
+    """The overlay layer of ``role`` ("well-predictions" | "site-predictions" |
+    "well-heatmap") of the plate ``key``."""
     return next(
         (
             layer
             for layer in viewer.layers
-            if layer.metadata.get(ROLE_KEY) == role and layer.metadata.get(PLATE_KEY) is plate
+            if layer.metadata.get(ROLE_KEY) == role and layer.metadata.get(KEY_KEY) == key
         ),
         None,
     )
@@ -165,11 +154,14 @@ def _update_in_place(layer: Any, kwargs: dict) -> None:
         hold.enter_context(layer.events.face_color.blocker())
         hold.enter_context(layer.events.edge_color.blocker())
         hold.enter_context(layer.text.events.blocker_all())
+        new_text = "text" in kwargs and layer.metadata.get(TEXT_KEY) != kwargs["text"]
+        if new_text:
+            layer.text = {"string": {"constant": ""}}  # the old one may name gone columns
         layer.features = kwargs["features"]
         layer.face_color = kwargs["face_color"]
         if "edge_color" in kwargs:
             layer.edge_color = kwargs["edge_color"]
-        if "text" in kwargs and layer.metadata.get(TEXT_KEY) != kwargs["text"]:
+        if new_text:
             # same template: the features assignment above already refreshed the strings
             layer.text = kwargs["text"]
             layer.metadata[TEXT_KEY] = dict(kwargs["text"])
@@ -183,7 +175,7 @@ def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -
     Only the overlay of the same plate is replaced: other plates' predictions stay."""
     shapes, kwargs, _ = data
     meta = kwargs["metadata"]
-    old = find_overlay(viewer, meta[ROLE_KEY], meta[PLATE_KEY])
+    old = find_overlay(viewer, meta[ROLE_KEY], meta[KEY_KEY])
     if old is not None and len(old.data) == len(shapes) and len(shapes) > 0:
         old.metadata.update(meta)
         _update_in_place(old, kwargs)
@@ -196,6 +188,35 @@ def show_overlay(viewer: Any, data: tuple[list, dict, str], above: Any = None) -
         # keep the wells layer on top so it stays selectable for annotation
         viewer.layers.move(viewer.layers.index(above), len(viewer.layers))
     return layer
+
+
+def heatmap_overlay_data(
+    predictions: Any, plate: Any, geometry: MosaicGeometry, key: str, spec: ScoreSpec
+) -> tuple[list, dict, str]:
+    """Well rectangles coloured by a continuous score (``spec``) on its colour map."""
+    spec = spec.resolved(predictions.class_names)
+    rects = dict(well_rectangles(plate, geometry))
+    wells, scores = well_scores(predictions, spec)
+    return (
+        [np.asarray(rects[w]) for w in wells],
+        {
+            "name": HEATMAP_LAYER,
+            "shape_type": "rectangle",
+            "features": {"well": wells, "score": [round(float(v), 4) for v in scores]},
+            "face_color": score_colors(scores, spec),
+            "edge_color": "transparent",
+            "edge_width": 0,
+            "text": {
+                "string": "{score:.2f}",
+                "anchor": "center",
+                "size": text_size(geometry, chars=10),
+                "scaling": True,
+                "color": "white",
+            },
+            "metadata": {**_meta(plate, geometry, key, "well-heatmap"), "score": spec.to_dict()},
+        },
+        "shapes",
+    )
 
 
 def legend_html(class_names: list[str]) -> str:

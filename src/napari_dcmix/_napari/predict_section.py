@@ -1,13 +1,16 @@
-"""Predict section: run the model over the plate in a worker, overlay and export the results."""
+"""Predict section: predict the plate in a worker (options from PredictConfig's metadata), the
+class legend, the per-site overlay, the heatmap (a class probability or the margin between two,
+with its colour bar) and the CSV export."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QTimer
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -16,29 +19,31 @@ from qtpy.QtWidgets import (
 )
 
 from napari_dcmix._napari import overlays
-from napari_dcmix._napari.canvas_hold import CanvasHold
-from napari_dcmix._napari.workers import Job
-from napari_dcmix.errors import DcmixError
+from napari_dcmix._napari.settings_form import SettingsForm
+from napari_dcmix.session.scores import MARGIN, PROBABILITY, ScoreSpec
 
 if TYPE_CHECKING:
     from napari_dcmix._napari.widget import DcmixWidget
 
-PREDICTIONS_KEY = "dcmix_predictions"  # the well overlay's PlatePredictions (layer metadata)
-STEP_MS = 15  # delay between the steps that draw predictions (see PredictSection._ended)
-
 
 class PredictSection(QGroupBox):
     def __init__(self, owner: DcmixWidget) -> None:
+        from napari_dcmix.model.train_settings import PredictConfig
+
         super().__init__("Predict")
         self.owner = owner
-        self.canvas_hold = CanvasHold(self)
+        session = owner.session
         self.predict_button = QPushButton("Predict plate")
-        self.predict_button.clicked.connect(self.owner.run_predict)
+        self.predict_button.clicked.connect(lambda: self.owner.run_predict())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.owner.cancel)
+        self.form = SettingsForm(
+            PredictConfig, session.predict_settings, self._setting_changed, skip=["device"]
+        )
         self.sites_box = QCheckBox("Per-site overlay")
-        self.sites_box.toggled.connect(self._toggle_sites)
+        self.sites_box.toggled.connect(self.owner.layers.set_show_sites)
+        self.owner.layers.sites_listeners.append(self._sites_shown)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_clicked)
@@ -46,188 +51,142 @@ class PredictSection(QGroupBox):
         self.status.setWordWrap(True)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
+        # the heatmap: a score per well, its colour bar
+        self.heatmap_box = QCheckBox("Heatmap")
+        self.heatmap_box.setToolTip("Colour each well by a class probability or a margin")
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItem("p(class)", PROBABILITY)
+        self.kind_combo.addItem("p(a) - p(b)", MARGIN)
+        self.a_combo, self.b_combo = QComboBox(), QComboBox()
+        for w in (self.heatmap_box, self.kind_combo, self.a_combo, self.b_combo):
+            (w.toggled if w is self.heatmap_box else w.activated).connect(self._heatmap_chosen)
+        self.colorbar = FigureCanvasQTAgg(Figure(figsize=(3, 0.55)))
+        self.colorbar.setFixedHeight(48)
+        self.colorbar.setVisible(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button, 1)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(self.legend)
+        heat = QHBoxLayout()
+        for w in (self.heatmap_box, self.kind_combo, self.a_combo, self.b_combo):
+            heat.addWidget(w)
         row = QHBoxLayout()
         row.addWidget(self.sites_box, 1)
         row.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.form)
+        layout.addWidget(self.status)
+        layout.addWidget(self.legend)
         layout.addLayout(row)
+        layout.addLayout(heat)
+        layout.addWidget(self.colorbar)
+        ev = session.events
+        ev.task_started.connect(self._task_started)
+        ev.task_progress.connect(self._progress)
+        ev.task_finished.connect(self._task_finished)
+        ev.predictions_changed.connect(lambda _k: self.refresh())
+        ev.current_changed.connect(lambda _k: self.refresh())
+        ev.heatmap_changed.connect(self.refresh)
+        ev.settings_changed.connect(lambda: self.form.set_values(session.predict_settings))
+        self.refresh()
 
     # --- the job ------------------------------------------------------------------------------
-    def start(self) -> Job | None:
-        owner = self.owner
-        if not owner.require_plate("Predict") or not owner.ensure_model():
-            return None
-        from napari_dcmix.model import predict_plate
-        from napari_dcmix.model.inference import check_channels
+    def _setting_changed(self, name: str, value: Any) -> None:
+        self.owner.attempt("Predict settings", self.owner.session.update_settings, "predict",
+                           **{name: value})  # fmt: skip
 
-        plate, model = owner.plate, owner.model
-        try:
-            check_channels(model, plate)
-        except DcmixError as exc:
-            owner.notify_error(
-                f"Predict: {exc}. Annotate wells of each class and click Fine-tune to adapt "
-                "the model to this plate's stains."
-            )
-            return None
-        self.status.setText("Predicting…")
-        self.canvas_hold.canvases()  # looked up now, not in the turn that draws the results
-        job = Job(
-            predict_plate,
-            model,
-            plate,
-            device=owner.model_section.device,
-            action="Predict",
-            on_yield=self._progress,
-            on_return=self._done,
-            on_error=owner.notify_error,
-            on_end=self._ended,
-            progress_of=lambda e: (int(e.done), int(e.total)),
-        )
-        owner.set_busy(job)
-        return job.start()
+    def _task_started(self, task: Any) -> None:
+        self.predict_button.setEnabled(False)
+        self.cancel_button.setEnabled(task.kind == "predict")
+        if task.kind == "predict":
+            self.status.setText("Predicting…")
 
-    def _progress(self, event: Any) -> None:
-        self.status.setText(f"Predicting: {event.done}/{event.total} sites on {event.device}")
-        self.owner.model_section.show_device(event.device)
+    def _progress(self, task: Any, event: Any) -> None:
+        if task.kind == "predict":
+            self.status.setText(f"Predicting: {event.done}/{event.total} sites on {event.device}")
 
-    def _done(self, predictions: Any) -> None:
-        owner = self.owner
-        owner.predictions = predictions
-        owner.model_section.show_device(predictions.device)
-        wells = predictions.wells()
-        counts = {c: sum(w.prediction == c for w in wells) for c in predictions.class_names}
-        summary = ", ".join(f"{n} {c}" for c, n in counts.items())
-        self.status.setText(f"{len(wells)} wells predicted on {predictions.device}: {summary}")
-
-    def _ended(self) -> None:
-        owner, job = self.owner, self.owner.job
-        if job is not None and job.cancelled:
+    def _task_finished(self, task: Any) -> None:
+        self.predict_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if task.kind != "predict":
+            return
+        if task.outcome == "cancelled":
             self.status.setText("Prediction cancelled.")
-        elif job is not None and job.failed:
+        elif task.outcome == "failed":
             self.status.setText("Prediction failed.")
-        elif owner.predictions is not None:
-            # each overlay in its own event-loop turn, so the viewer never stalls for both.
-            # A short timer, not a 0 ms one: Qt runs posted events (the canvas repaint of the
-            # site overlay included) ahead of due timers, so chained 0 ms callbacks glue the
-            # updates and repaints into one long stall; a timer lets the repaint and other due
-            # timers (input, animations) run in between.
-            self._draw_sites(owner.predictions)
-            QTimer.singleShot(STEP_MS, self._draw_wells_and_finish)
-            return
-        owner.set_busy(None)
+        else:
+            preds = task.result
+            wells = preds.wells()
+            counts = {c: sum(w.prediction == c for w in wells) for c in preds.class_names}
+            summary = ", ".join(f"{n} {c}" for c, n in counts.items())
+            self.status.setText(f"{len(wells)} wells predicted on {preds.device}: {summary}")
 
-    def _draw_wells_and_finish(self) -> None:
-        # the canvas repaints the new overlay in a later turn of its own (the update and the
-        # repaint each take a good part of the 100 ms a user tolerates; glued, they take more)
-        release = self.canvas_hold.hold()
-        try:
-            if self.owner.predictions is not None:
-                self._draw_wells(self.owner.predictions)
-        except Exception:
-            release()
-            self.owner.set_busy(None)
-            raise
-        QTimer.singleShot(STEP_MS, release)
-        # finish in a later turn, after the canvas has repainted the overlay: the job ends
-        # once its results are on screen, and the repaint is not glued to the next step
-        QTimer.singleShot(2 * STEP_MS, self._finish)
+    # --- what is shown --------------------------------------------------------------------------
+    def _sites_shown(self, on: bool) -> None:
+        self.sites_box.blockSignals(True)
+        self.sites_box.setChecked(on)
+        self.sites_box.blockSignals(False)
 
-    def _finish(self) -> None:
-        try:
-            wells = self.owner.wells_layer
-            if wells is not None and wells in self.owner.viewer.layers:
-                # the wells layer stays active: selecting wells for annotation just works
-                self.owner.viewer.layers.selection.active = wells
-        finally:
-            self.owner.set_busy(None)
-
-    def prepare_overlays(self) -> None:
-        """Use the current plate's overlay layers: the ones it has (its predictions stay), or
-        (empty) new ones built before any prediction, so the first prediction only updates them
-        in place instead of building layers in the middle of the job."""
-        owner = self.owner
-        if owner.viewer is None or owner.plate is None:
-            return
-        plate, viewer = owner.plate, owner.viewer
-        wells = overlays.find_overlay(viewer, "well-predictions", plate)
-        sites = overlays.find_overlay(viewer, "site-predictions", plate)
-        if wells is None or sites is None:
-            wells, sites = (
-                overlays.show_overlay(viewer, data, above=owner.wells_layer)
-                for data in overlays.placeholder_overlays(plate, owner.geometry)
-            )
-        owner.well_layer, owner.site_layer = wells, sites
-        owner.predictions = wells.metadata.get(PREDICTIONS_KEY)
-        shown = owner.predictions is not None
+    def refresh(self) -> None:
+        session = self.owner.session
+        preds = session.predictions
+        shown = preds is not None
         self.export_button.setEnabled(shown)
-        self.legend.setText(
-            overlays.legend_html(list(owner.predictions.class_names)) if shown else ""
-        )
-        self.status.setText("")
-        viewer.layers.selection.active = owner.wells_layer
+        self.legend.setText(overlays.legend_html(list(preds.class_names)) if shown else "")
+        if not shown and session.task is None:
+            self.status.setText("")
+        classes = list(preds.class_names) if shown else []
+        spec = session.heatmap.resolved(classes) if session.heatmap and shown else None
+        # shown before the heatmap is on: its defaults (the last class, against the first)
+        default = ScoreSpec(MARGIN).resolved(classes) if len(classes) > 1 else None
+        shown_spec = spec or default
+        for combo, chosen in (
+            (self.a_combo, shown_spec.a if shown_spec else None),
+            (self.b_combo, shown_spec.b if shown_spec else None),
+        ):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(classes)
+            if chosen in classes:
+                combo.setCurrentText(chosen)
+            combo.blockSignals(False)
+        self.heatmap_box.blockSignals(True)
+        self.heatmap_box.setChecked(session.heatmap is not None)
+        self.heatmap_box.blockSignals(False)
+        self.heatmap_box.setEnabled(shown)
+        if session.heatmap is not None:
+            self.kind_combo.setCurrentIndex(0 if session.heatmap.kind == PROBABILITY else 1)
+        for w in (self.kind_combo, self.a_combo):
+            w.setEnabled(spec is not None)
+        self.b_combo.setVisible(spec is not None and spec.kind == MARGIN)
+        self._draw_colorbar(spec)
 
-    # --- overlays and export ------------------------------------------------------------------
-    def _draw_sites(self, predictions: Any) -> None:
-        owner = self.owner
-        if owner.viewer is None or owner.plate is None:
+    def _heatmap_chosen(self, *_args: Any) -> None:
+        if not self.heatmap_box.isChecked():
+            self.owner.session.set_heatmap(None)
             return
-        owner.site_layer = overlays.show_overlay(
-            owner.viewer, overlays.site_overlay_data(predictions, owner.plate, owner.geometry)
-        )
-        if owner.site_layer.visible != self.sites_box.isChecked():
-            # only on a change: napari re-lays the whole scene (and repaints) on every set
-            owner.site_layer.visible = self.sites_box.isChecked()
+        kind = self.kind_combo.currentData()
+        a = self.a_combo.currentText() or None
+        b = self.b_combo.currentText() or None
+        self.owner.session.set_heatmap(ScoreSpec(kind, a, b))
 
-    def _draw_wells(self, predictions: Any) -> Any:
-        owner = self.owner
-        if owner.viewer is None or owner.plate is None:
-            return None
-        plate, geometry = owner.plate, owner.geometry
-        data = overlays.well_overlay_data(predictions, plate, geometry)
-        owner.well_layer = overlays.show_overlay(owner.viewer, data, above=owner.wells_layer)
-        owner.well_layer.metadata[PREDICTIONS_KEY] = predictions  # restored on switching back
-        self.legend.setText(overlays.legend_html(list(predictions.class_names)))
-        self.export_button.setEnabled(True)
-        return owner.well_layer
+    def _draw_colorbar(self, spec: ScoreSpec | None) -> None:
+        from napari_dcmix.figures import draw_colorbar
 
-    def _toggle_sites(self, on: bool) -> None:
-        layer = self.owner.site_layer
-        if layer is not None and layer in self.owner.viewer.layers:
-            layer.visible = on
+        self.colorbar.setVisible(spec is not None)
+        if spec is None:
+            return
+        theme = self.owner.chart._theme()
+        fig = self.colorbar.figure
+        fig.clear()
+        fig.set_facecolor(theme["bg"])
+        draw_colorbar(fig, fig.add_axes((0.05, 0.55, 0.9, 0.3)), spec.colormap, spec.limits,
+                      spec.label(), theme)  # fmt: skip
+        self.colorbar.draw_idle()
 
     def _export_clicked(self) -> None:
         path = self.owner.dialogs.save_file("Export predictions", "CSV (*.csv)")
         if path:
-            self.owner.export_csv(path)
-
-    def export(self, path: str | Path) -> Path | None:
-        """Write the per-well overlay's features (exactly what is shown) to CSV."""
-        layer = self.owner.well_layer
-        if (
-            self.owner.predictions is None
-            or layer is None
-            or layer not in self.owner.viewer.layers
-            or "confidence" not in layer.features
-        ):
-            self.owner.notify_error("Export: nothing to export yet; run Predict first.")
-            return None
-        path = Path(path)
-        if path.suffix.lower() != ".csv":
-            path = path.with_suffix(".csv")
-        if path.exists() and not self.owner.dialogs.confirm(
-            "Overwrite?", f"{path} exists. Replace it?"
-        ):
-            return None
-        try:
-            layer.features.to_csv(path, index=False)
-        except OSError as exc:
-            self.owner.notify_error(f"Export: could not write {path}: {exc}")
-            return None
-        self.status.setText(f"Exported {len(layer.features)} wells to {path}")
-        return path
+            out = self.owner.export_csv(path)
+            if out is not None:
+                self.status.setText(f"Exported the wells to {out}")

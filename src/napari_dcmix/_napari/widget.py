@@ -1,11 +1,14 @@
-"""The DCMIX dock widget: plate, model, predict, annotate and fine-tune sections.
+"""The DCMIX dock widget: a view of a ``DcmixSession`` (napari_dcmix.session).
 
-The widget holds UI state only; every computation is a core function (``napari_dcmix.plate``,
-``napari_dcmix.model``) that the CLI uses too. Long work runs in napari thread workers.
+The session holds the state and does the work; the widget's sections call it and redraw on
+its events, ``PlateLayers`` keeps the napari layers in step with it, and long tasks run in
+napari thread workers (``Job``). The public methods here are what the buttons call and what
+scripts call; each asks the user first where something would be lost or replaced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +20,14 @@ from napari_dcmix._napari.chart import ImportanceChart, charts_of
 from napari_dcmix._napari.colors import layer_colors
 from napari_dcmix._napari.dialogs import Dialogs
 from napari_dcmix._napari.finetune_section import FinetuneSection
-from napari_dcmix._napari.layers import GEOMETRY_KEY, PLATE_KEY, plate_layer_data
 from napari_dcmix._napari.model_section import ModelSection
-from napari_dcmix._napari.plate_section import PlateSection
+from napari_dcmix._napari.plate_layers import PlateLayers, camera_of
+from napari_dcmix._napari.plate_section import PlateSection, SessionSection
 from napari_dcmix._napari.predict_section import PredictSection
-from napari_dcmix._napari.workers import (
-    Job,
-    error_text,
-    wait_until,
-    warm_progress,
-    warm_torch,
-)
+from napari_dcmix._napari.stain_section import StainSection
+from napari_dcmix._napari.workers import Job, error_text, wait_until, warm_progress, warm_torch
 from napari_dcmix.errors import DcmixError
+from napari_dcmix.session import DcmixSession
 
 
 class DcmixWidget(QWidget):
@@ -40,22 +39,17 @@ class DcmixWidget(QWidget):
         # objects keep layer identity checks (``is``) and attribute access cheap
         napari_viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
         self.viewer = napari_viewer
+        self.session = DcmixSession()
         self.dialogs = Dialogs(self)
-        self.plate: Any = None
-        self.geometry: Any = None
-        self.wells_layer: Any = None
-        self.well_layer: Any = None  # per-well predictions overlay
-        self.site_layer: Any = None  # per-site predictions overlay
-        self.model: Any = None
-        self.model_path: Path | None = None
-        self.model_dirty = False
-        self.predictions: Any = None
-        self.history: list = []
         self.job: Job | None = None
         self._chart: ImportanceChart | None = None
+        self._after_job: list[Callable[[], None]] = []
         self.warm_thread: Any = None  # pre-imports torch's training stack once a model loads
+        self.layers = PlateLayers(self, napari_viewer, self.session)
 
+        self.session_section = SessionSection(self)
         self.plate_section = PlateSection(self)
+        self.stain_section = StainSection(self)
         self.model_section = ModelSection(self)
         self.predict_section = PredictSection(self)
         self.annotate_section = AnnotateSection(self)
@@ -63,7 +57,9 @@ class DcmixWidget(QWidget):
         body = QWidget()
         inner = QVBoxLayout(body)
         for section in (
+            self.session_section,
             self.plate_section,
+            self.stain_section,
             self.model_section,
             self.predict_section,
             self.annotate_section,
@@ -78,8 +74,13 @@ class DcmixWidget(QWidget):
         QVBoxLayout(self).addWidget(scroll)
         self._scroll, self._body = scroll, body
         self._fit_width()
-        self.model_section.refresh()
 
+        ev = self.session.events
+        ev.model_changed.connect(self._model_changed)
+        ev.importance_preview.connect(self._importance_preview)
+        ev.constant_channels.connect(self._offer_exclusion)
+        ev.channels_changed.connect(lambda _key: self.refresh_chart())
+        ev.current_changed.connect(lambda _key: self.refresh_chart())
         if napari_viewer is not None:
             # the activity dock's first progress bar is slow to build: not during the first job
             QTimer.singleShot(0, warm_progress)
@@ -107,119 +108,140 @@ class DcmixWidget(QWidget):
 
         show_warning(text)
 
-    # --- plate --------------------------------------------------------------------------------
-    def open_plate(self, path: str | Path) -> bool:
-        """Open a plate folder / zarr as mosaic layers and make it the widget's plate."""
-        from napari_dcmix.plate import open_plate
-
+    def attempt(self, action: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)``; a failure becomes a notification (and None)."""
         try:
-            plate = open_plate(path)
-            layers = plate_layer_data(plate)
+            return func(*args, **kwargs)
         except DcmixError as exc:
-            self.notify_error(f"Open plate: {exc}")
-            return False
+            self.notify_error(f"{action}: {exc}")
+        except OSError as exc:
+            self.notify_error(f"{action}: {exc.strerror or exc}: {exc.filename or ''}")
         except Exception as exc:
-            self.notify_error(error_text(f"Open plate {path}", exc))
+            self.notify_error(error_text(action, exc))
+        return None
+
+    # --- state, as the session has it -------------------------------------------------------------
+    @property
+    def plate(self) -> Any:
+        return self.session.plate
+
+    @property
+    def model(self) -> Any:
+        return self.session.model
+
+    @property
+    def model_path(self) -> Path | None:
+        return self.session.model_path
+
+    @property
+    def model_dirty(self) -> bool:
+        return self.session.model_dirty
+
+    @property
+    def predictions(self) -> Any:
+        return self.session.predictions
+
+    @property
+    def history(self) -> list:
+        return list(self.session.history)
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return self.session.annotations
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.session.classes()
+
+    @property
+    def wells_layer(self) -> Any:
+        found = self.layers.current
+        return found.wells if found is not None else None
+
+    @property
+    def well_layer(self) -> Any:
+        found = self.layers.current
+        return found.well_overlay if found is not None else None
+
+    @property
+    def site_layer(self) -> Any:
+        found = self.layers.current
+        return found.site_overlay if found is not None else None
+
+    @property
+    def geometry(self) -> Any:
+        found = self.layers.current
+        return found.geometry if found is not None else None
+
+    # --- plate --------------------------------------------------------------------------------
+    def open_plate(self, path: str | Path, **choice: Any) -> bool:
+        """Open a plate folder / zarr as mosaic layers and make it the current plate
+        (``plane=``, ``timepoint=`` choose a plane / timepoint where the plate has several)."""
+        state = self.attempt(f"Open plate {path}", self.session.open_plate, path, **choice)
+        if state is None:
             return False
-        wells = None
-        for data, kwargs, kind in layers:
-            layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-            if kind == "shapes":
-                wells = layer
-        self.use_wells_layer(wells)
-        self.viewer.reset_view()
+        if self.viewer is not None:
+            self.viewer.reset_view()
         return True
 
     def use_wells_layer(self, layer: Any) -> None:
         """Work on the plate behind a "wells" layer (opened by the reader or by this widget)."""
-        if layer is self.wells_layer:
-            return
-        self.wells_layer = layer
-        self.plate = layer.metadata[PLATE_KEY]
-        self.geometry = layer.metadata[GEOMETRY_KEY]
-        # each plate keeps its prediction overlays and its annotations: switching back restores
-        self.predict_section.prepare_overlays()
-        self.annotate_section.show_plate()
-        self.plate_section.refresh()
-        self.refresh_chart()
+        self.layers.adopt(layer)
 
     def require_plate(self, action: str) -> bool:
-        if self.plate is None or self.wells_layer not in self.viewer.layers:
+        if self.session.current is None:
             self.notify_error(f"{action}: open a plate first (Plate ▸ Open plate…).")
             return False
         return True
 
     def _layers_changed(self, event: Any = None) -> None:
-        wells = self.plate_section.wells_layers()
-        if self.wells_layer is not None and self.wells_layer not in wells:
-            self.wells_layer, self.plate, self.geometry = None, None, None
-        if self.wells_layer is None and wells and self.job is None:
-            self.use_wells_layer(wells[-1])
-        self.plate_section.refresh()
+        present = self.layers.wells_layers()
+        for key, found in list(self.layers.sets.items()):
+            if found.wells not in present:
+                self.session.close_plate(key)
+        for layer in present:
+            if self.layers.key_of(layer) not in self.layers.sets and self.layers.adoptable():
+                self.layers.adopt(layer)
 
     # --- model --------------------------------------------------------------------------------
     def load_model(self, path_or_model: Any = None) -> bool:
         """Load a model file, take a model object, or (None) the shipped default model.
 
         Asks first when the current model is fine-tuned and unsaved; declining keeps it."""
-        from napari_dcmix import model as core
-
         if (
-            self.model is not None
-            and self.model_dirty
+            self.session.model is not None
+            and self.session.model_dirty
             and not self.dialogs.confirm(
                 "Discard the fine-tuned model?",
                 "The fine-tuned model is not saved. Discard it and load another model?",
             )
         ):
             return False
-        try:
-            if path_or_model is None:
-                path = core.default_model_path()
-                self.set_model(core.load_model(path), path=Path(path))
-            elif isinstance(path_or_model, (str, Path)):
-                self.set_model(core.load_model(path_or_model), path=Path(path_or_model))
-            else:
-                self.set_model(path_or_model, path=None)
-        except DcmixError as exc:
-            self.notify_error(f"Load model: {exc}")
-            return False
-        except Exception as exc:
-            self.notify_error(error_text("Load model", exc))
-            return False
-        return True
+        return self.attempt("Load model", self.session.load_model, path_or_model) is not None
 
     def ensure_model(self) -> bool:
-        return self.model is not None or self.load_model(None)
+        return self.session.model is not None or self.load_model(None)
 
-    def set_model(self, model: Any, path: Path | None, dirty: bool = False) -> None:
-        self.model, self.model_path, self.model_dirty = model, path, dirty
-        self.warm_thread = warm_torch()
-        if not self.annotate_section.annotations:
-            self.annotate_section.set_classes(list(model.class_names))
-        self.model_section.refresh()
+    def _model_changed(self) -> None:
+        if self.session.model is not None:
+            self.warm_thread = warm_torch()
         self.refresh_chart()
 
     def save_model(self, path: str | Path) -> Path | None:
         """Save the current model; asks before overwriting an existing file."""
-        from napari_dcmix.model import save_model
-
-        if self.model is None:
+        if self.session.model is None:
             self.notify_error("Save model: there is no model to save.")
             return None
         path = Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(".pt")
-        if path.exists() and not self.dialogs.confirm("Overwrite?", f"{path} exists. Replace it?"):
+        target = path.with_suffix(".pt") if path.suffix == "" else path
+        if not self._may_replace(target):
             return None
-        try:
-            saved = Path(save_model(self.model, path))
-        except (DcmixError, OSError) as exc:
-            self.notify_error(f"Save model: {exc}")
-            return None
-        self.model_path, self.model_dirty = saved, False
-        self.model_section.refresh()
-        return saved
+        return self.attempt("Save model", self.session.save_model, target, overwrite=True)
+
+    def _may_replace(self, path: Path) -> bool:
+        return not path.exists() or self.dialogs.confirm(
+            "Overwrite?", f"{path} exists. Replace it?"
+        )
 
     # --- chart --------------------------------------------------------------------------------
     @property
@@ -239,39 +261,61 @@ class DcmixWidget(QWidget):
         self.refresh_chart()
         return dock
 
+    def _charts(self) -> list[ImportanceChart]:
+        return list({id(c): c for c in [self.chart, *charts_of(self.viewer)]}.values())
+
     def channel_colors(self, names: list[str]) -> list[tuple]:
-        """The colour of each channel's image layer (or the colour it would get)."""
-        return layer_colors(self.viewer, names)
+        """The colour of each (model) stain's image layer (or the colour it would get); mapped
+        stains take the colour of the plate stain they read."""
+        state = self.session.current
+        source = {t: s for s, t in state.channel_map.items()} if state is not None else {}
+        return layer_colors(self.viewer, [source.get(n, n) for n in names])
 
     def show_importance(self, importance: dict[str, float], title: str | None = None) -> None:
         names = list(importance)
-        charts = {id(c): c for c in [self.chart, *charts_of(self.viewer)]}.values()
-        for chart in charts:
+        for chart in self._charts():
             chart.set_importance(
                 names, [importance[n] for n in names], self.channel_colors(names), title=title
             )
 
     def refresh_chart(self) -> None:
-        if self.model is not None:
-            self.show_importance(self.model.channel_importance(), title="Channel importance")
+        view = self.session.importance_view()
+        if view is None:
+            return
+        colors = self.channel_colors(view["names"])
+        for chart in self._charts():
+            chart.set_view(view, colors)
+
+    def _importance_preview(self, importance: Any, title: str) -> None:
+        if importance is None:
+            self.refresh_chart()  # back to the model's (a fine-tune was cancelled or failed)
+        else:
+            self.show_importance(importance, title=title)
 
     # --- jobs ---------------------------------------------------------------------------------
-    def set_busy(self, job: Job | None) -> None:
-        if job is None and self.job is not None:
-            self.job.release()
+    def _run(self, action: str, make_task: Callable[[], Any]) -> Job | None:
+        if self.job is not None:
+            return None
+        task = self.attempt(action, make_task)
+        if task is None:
+            return None
+        job = Job(task, on_error=self.notify_error, on_end=self._job_ended)
         self.job = job
-        busy = job is not None
-        for w in (
-            self.predict_section.predict_button,
-            self.finetune_section.train_button,
-            self.plate_section,
-            self.model_section,
-        ):
-            w.setEnabled(not busy)
-        self.predict_section.cancel_button.setEnabled(busy)
-        self.finetune_section.cancel_button.setEnabled(busy)
-        if not busy:
-            self.model_section.refresh()
+        return job.start()
+
+    def _job_ended(self) -> None:
+        job = self.job
+
+        def done() -> None:
+            if job is not None:
+                job.release()
+            if self.job is job:
+                self.job = None
+            callbacks, self._after_job = self._after_job, []
+            for callback in callbacks:
+                callback()
+
+        self.layers.when_drawn(done)
 
     def wait_until_idle(self, timeout_s: float = 300.0) -> bool:
         """Run the Qt event loop until the current job and its drawing are done (scripts)."""
@@ -284,34 +328,152 @@ class DcmixWidget(QWidget):
 
     def run_predict(self) -> Job | None:
         """Predict every site of the plate in a worker; overlays appear when it returns."""
-        return None if self.job is not None else self.predict_section.start()
-
-    def export_csv(self, path: str | Path) -> Path | None:
-        """Write the per-well prediction overlay's features to CSV."""
-        return self.predict_section.export(path)
+        if self.job is None and not self.require_plate("Predict"):
+            return None
+        return self._run("Predict", self.session.predict_task)
 
     def run_finetune(self, **overrides: Any) -> Job | None:
-        """Fine-tune on the annotated wells in a worker (mode/epochs/lr/seed override the form)."""
-        return None if self.job is not None else self.finetune_section.start(**overrides)
+        """Fine-tune on the annotated wells in a worker; ``overrides`` (training settings:
+        mode, epochs, lr, mixing_lr, seed, fresh_mixing...) beat the form's values."""
+        from napari_dcmix.session.session import train_overrides
+
+        train_overrides(overrides)  # a wrong keyword is a programming error: TypeError
+        if self.job is None and not self.require_plate("Fine-tune"):
+            return None
+        self._last_finetune = dict(overrides)
+        return self._run("Fine-tune", lambda: self.session.finetune_task(**overrides))
+
+    def _offer_exclusion(self, key: str, names: list) -> None:
+        stains = ", ".join(names)
+        if self.dialogs.confirm(
+            "Exclude empty stains?",
+            f"{stains} has one value over every annotated site (an empty channel): the model "
+            f"cannot learn from it. Exclude {stains} and fine-tune on the other stains?",
+        ):
+            self.attempt("Exclude stains", self.session.exclude_channels, names, key)
+            overrides = dict(getattr(self, "_last_finetune", {}))
+            self._after_job.append(lambda: self.run_finetune(**overrides))
+
+    def export_csv(self, path: str | Path) -> Path | None:
+        """Write the per-well numbers shown on the plate to CSV (asks before replacing)."""
+        if self.session.predictions is None:
+            self.notify_error("Export: nothing to export yet; run Predict first.")
+            return None
+        path = Path(path)
+        target = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
+        if not self._may_replace(target):
+            return None
+        return self.attempt("Export", self.session.export_predictions, target, overwrite=True)
 
     # --- annotations --------------------------------------------------------------------------
-    @property
-    def annotations(self) -> dict[str, str]:
-        return dict(self.annotate_section.annotations)
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.annotate_section.classes
-
     def set_annotations(self, labels: dict[str, str]) -> None:
         """Replace the annotations (well -> class); new classes join the class list."""
-        self.annotate_section.set_annotations(labels)
+        if self.require_plate("Annotate"):
+            self.attempt("Annotate", self.session.set_annotations, labels)
 
     def assign_selected(self, class_name: str | None) -> None:
         self.annotate_section.assign_selected(class_name)
 
     def import_annotations(self, path: str | Path) -> bool:
-        return self.annotate_section.import_csv(path)
+        """Read a plate map CSV (well,label[,plate]); asks before replacing annotations."""
+        if not self.require_plate("Import plate map"):
+            return False
+        labels = self.attempt("Import plate map", self.session.read_plate_map, path)
+        if labels is None:
+            return False
+        current = self.session.annotations
+        if current and not self.dialogs.confirm(
+            "Replace annotations?",
+            f"{len(current)} wells are annotated. Replace them with the plate map "
+            f"{Path(path).name} ({len(labels)} wells)?",
+        ):
+            return False
+        self.session.set_annotations(labels)
+        return True
 
     def save_annotations(self, path: str | Path) -> Path | None:
-        return self.annotate_section.save_csv(path)
+        if not self.session.annotations:
+            self.notify_warning("Save annotations: no wells are annotated.")
+            return None
+        if not self._may_replace(Path(path)):
+            return None
+        return self.attempt("Save annotations", self.session.save_annotations, path, True)
+
+    # --- what the network sees, the report, sessions --------------------------------------------
+    def show_network_view(self, well: str | None = None, site: int | None = None) -> list | None:
+        """The model's K blended images of the well / site in focus as image layers."""
+        if not self.require_plate("What the network sees") or not self.ensure_model():
+            return None
+        view = self.attempt("What the network sees", self.session.network_view, well, site)
+        return None if view is None else self.layers.show_network_view(view)
+
+    def write_report(self, path: str | Path) -> Path | None:
+        """The HTML report of the model and the plates' predictions (asks before replacing)."""
+        path = Path(path)
+        if not self._may_replace(path):
+            return None
+        result = self.attempt("Report", self.session.write_report, path, overwrite=True)
+        if result is None:
+            return None
+        if result.missing:
+            self.notify_warning("Report: " + " ".join(result.missing))
+        return result.path
+
+    def save_session(self, folder: str | Path) -> Path | None:
+        """Save plates, annotations, model, predictions, settings and the view to a folder."""
+        folder = Path(folder)
+        if (
+            folder.exists()
+            and any(folder.iterdir())
+            and not self.dialogs.confirm(
+                "Overwrite?", f"{folder} exists. Replace that session folder?"
+            )
+        ):
+            return None
+        self.session.set_view(self._view_state())
+        return self.attempt("Save session", self.session.save, folder, overwrite=True)
+
+    def open_session(self, folder: str | Path) -> bool:
+        """Open a saved session (asks first when a fine-tuned model is unsaved); plates that
+        moved are asked for."""
+        if self.job is not None:
+            self.notify_error("Open session: wait for the running task or cancel it.")
+            return False
+        if self.session.model_dirty and not self.dialogs.confirm(
+            "Discard the fine-tuned model?",
+            "The fine-tuned model is not saved. Discard it and open the session?",
+        ):
+            return False
+        missing = self.attempt("Open session", self.session.load, folder)
+        if missing is None:
+            return False
+        for plate in list(missing):
+            where = self.dialogs.open_dir(
+                f"Plate {plate.name} is not at {plate.path}: where is it now?"
+            )
+            if where and self.attempt("Open session", self.session.locate_plate, plate, where):
+                continue
+            self.session.forget_missing(plate)
+            self.notify_warning(f"Open session: plate {plate.name} ({plate.path}) left out.")
+        for note in self.session.load_notes:
+            self.notify_warning(f"Open session: {note}")
+        self._apply_view_state(self.session.view)
+        return True
+
+    def _view_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "show_sites": self.layers.show_sites,
+            "sort_chart": self.chart.sort_box.isChecked(),
+        }
+        if self.viewer is not None:
+            camera = camera_of(self.viewer)
+            state["camera"] = {"center": list(camera.center), "zoom": float(camera.zoom)}
+        return state
+
+    def _apply_view_state(self, state: dict[str, Any]) -> None:
+        self.layers.set_show_sites(bool(state.get("show_sites", False)))
+        self.chart.sort_box.setChecked(bool(state.get("sort_chart", False)))
+        camera = state.get("camera")
+        if camera and self.viewer is not None:
+            camera_of(self.viewer).center = tuple(camera["center"])
+            camera_of(self.viewer).zoom = float(camera["zoom"])

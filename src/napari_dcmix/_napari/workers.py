@@ -75,9 +75,9 @@ class JobError(Exception):
         self.original = original
 
 
-def _guarded(gen_func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _guarded(make_gen: Callable[[], Any]) -> Any:
     try:
-        return (yield from gen_func(*args, **kwargs))
+        return (yield from make_gen())
     except Exception as exc:
         raise JobError(exc) from exc
 
@@ -92,48 +92,45 @@ def error_text(action: str, exc: BaseException) -> str:
 
 
 class Job:
-    """One long task: ``gen_func(*args, should_stop=..., **kwargs)`` yields progress events.
+    """Runs a session ``Task`` in a napari thread worker with a progress bar and Cancel.
 
-    ``on_yield(event)``, ``on_return(result)`` (not called when cancelled), ``on_error(text)``
-    and ``on_end()`` (always, last) run on the main thread. ``progress_of(event)`` gives
-    (done, total) for the activity-dock progress bar.
+    The task's work runs in the worker thread; its progress and end are applied on the main
+    thread (``task.progress`` / ``task.end``), so the session's events reach the views there.
+    ``on_error(text)`` shows a failure; ``on_end()`` runs last, always.
     """
 
     def __init__(
         self,
-        gen_func: Callable[..., Any],
-        *args: Any,
-        action: str,
-        on_yield: Callable[[Any], None],
-        on_return: Callable[[Any], None],
+        task: Any,
         on_error: Callable[[str], None],
         on_end: Callable[[], None],
-        progress_of: Callable[[Any], tuple[int, int]],
-        **kwargs: Any,
     ) -> None:
         from napari.qt.threading import create_worker
 
-        self.action = action
-        self.cancelled = False
-        self.failed = False
+        self.task = task
+        self.action = task.action
         self._released = False
-        self._stop = threading.Event()
-        self._on_yield, self._on_return = on_yield, on_return
         self._on_error, self._on_end = on_error, on_end
-        self._progress_of = progress_of
         self._pbar = None
         self.worker = create_worker(
             _guarded,
-            gen_func,
-            *args,
-            should_stop=self._stop.is_set,
+            task.work,
             _start_thread=False,
             _connect={"errored": self._errored},
-            **kwargs,
         )
         self.worker.yielded.connect(self._yielded)
         self.worker.returned.connect(self._returned)
         self.worker.finished.connect(self._finished)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.task.outcome == "cancelled" or (
+            self.task.outcome is None and self.task.cancelled
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.task.outcome == "failed"
 
     @property
     def is_running(self) -> bool:
@@ -154,35 +151,34 @@ class Job:
 
     def cancel(self) -> None:
         """Stop at the next step; the job's result is discarded."""
-        self.cancelled = True
-        self._stop.set()
+        self.task.cancel()
         self.worker.quit()
 
     # --- slots (main thread) ---------------------------------------------------------------
     def _yielded(self, event: Any) -> None:
         if self._pbar is not None:
             try:
-                done, total = self._progress_of(event)
+                done, total = self.task.progress_of(event)
                 if self._pbar.total != total:
                     self._pbar.total = total
                 self._pbar.n = done
                 self._pbar.refresh()
             except Exception:  # a progress bar must never break the job
                 log.debug("progress update failed", exc_info=True)
-        if not self.cancelled:
-            self._on_yield(event)
+        self.task.progress(event)
 
     def _returned(self, result: Any) -> None:
-        if not self.cancelled:
-            self._on_return(result)
+        self.task.end(result)
 
     def _errored(self, exc: BaseException) -> None:
-        self.failed = True
         log.debug("%s failed", self.action, exc_info=exc)
+        original = exc.original if isinstance(exc, JobError) else exc
+        self.task.end(None, original)
         self._on_error(error_text(self.action, exc))
 
     def _finished(self) -> None:
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        self.task.end(None)  # quit before returning: cancelled (no-op when it has ended)
         self._on_end()

@@ -15,6 +15,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("train", "train", "train or fine-tune a DCMIX model on labelled wells"),
     ("predict", "predict", "predict plates with a model and write a CSV"),
     ("importance", "importance", "print a model's channel importance"),
+    ("report", "report", "write a self-contained HTML report of a model and its predictions"),
 ]
 
 
