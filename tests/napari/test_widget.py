@@ -287,3 +287,13 @@ def test_a_new_setting_appears_in_the_form_without_widget_code(qtbot):
         crop.value = text
         crop.native.editingFinished.emit()
         assert changes[-1] == ("crop", value)
+
+
+def test_finetune_form_shows_the_fine_tuning_defaults(widget) -> None:
+    """The form opens on FINETUNE_DEFAULTS (what the demo and the README's figures use)."""
+    from napari_dcmix.model import FINETUNE_DEFAULTS
+
+    form = widget.finetune_section.form
+    for name, value in FINETUNE_DEFAULTS.items():
+        assert form.value(name) == value, name
+    assert form.value("ensemble") == 5

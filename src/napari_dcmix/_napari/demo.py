@@ -1,5 +1,7 @@
-"""The demo: napari with the sample plate, the DCMIX widget and chart, predictions overlaid and
-wells of two classes annotated, ready for Fine-tune. Also renders it headless to a PNG."""
+"""The demo: napari with the sample plate, the DCMIX widget and chart; the default model
+predicts every well, wells of two classes are annotated, Fine-tune (the widget's defaults)
+learns which stain separates them, the plate is predicted again, and the chart ends on the
+verdict the held-out evidence supports. Also renders it headless to a PNG."""
 
 from __future__ import annotations
 
@@ -40,6 +42,13 @@ def summary(widget) -> str:
     return "; ".join(parts)
 
 
+def verdict_line(widget) -> str:
+    """The sentence the chart shows for the current model (what the evidence supports)."""
+    from napari_dcmix.model.evidence import model_evidence, verdict
+
+    return verdict(model_evidence(widget.model)).sentence
+
+
 def run_demo(
     screenshot: Path | None = None,
     plate: Path | None = None,
@@ -47,8 +56,11 @@ def run_demo(
     device: str = "auto",
     overwrite: bool = False,
     timeout_s: float = 600.0,
+    finetune: bool = True,
 ) -> int:
-    """Open the demo; with ``screenshot`` (or without a display) render, save a PNG and exit."""
+    """Open the demo; with ``screenshot`` (or without a display) render, save a PNG and exit.
+    ``finetune``: after the first prediction, Fine-tune on the annotated wells and predict
+    again (the interactive demo does the same, step after step, while the window is open)."""
     from napari_dcmix._napari.display import ensure_display
 
     t0 = time.perf_counter()
@@ -79,17 +91,46 @@ def run_demo(
     viewer.reset_view()
     QApplication.processEvents()
     print(f"napari-dcmix demo: first frame after {time.perf_counter() - t0:.1f} s", flush=True)
-    widget.run_predict()
+    steps = ["predict", "fine-tune", "predict"] if finetune and sample is not None else ["predict"]
+    outcomes: list[tuple[str, str]] = []
+    widget.session.events.task_finished.connect(lambda t: outcomes.append((t.kind, t.outcome)))
+    t_step = [time.perf_counter()]
+
+    def start(step: str) -> None:
+        t_step[0] = time.perf_counter()
+        job = widget.run_predict() if step == "predict" else widget.run_finetune()
+        if job is None:  # refused (its message is shown): the demo stops there
+            steps.clear()
+            return
+        widget._after_job.append(ended)  # once the job's results are drawn
+
+    def ended() -> None:
+        kind, outcome = outcomes[-1] if outcomes else ("", "")
+        if outcome != "done":  # failed or cancelled (its message is shown)
+            steps.clear()
+            return
+        if kind == "predict":
+            print(f"napari-dcmix demo: {summary(widget)}", flush=True)
+        else:
+            print(f"napari-dcmix demo: fine-tuned in {time.perf_counter() - t_step[0]:.1f} s; "
+                  f"verdict: {verdict_line(widget)}", flush=True)  # fmt: skip
+        if steps:
+            start(steps.pop(0))
+
+    print(f"napari-dcmix demo: the default model's verdict: {verdict_line(widget)}", flush=True)
+    start(steps.pop(0))
 
     if screenshot is None and not headless:
         napari.run()
         return 0
 
-    if not widget.wait_until_idle(timeout_s):
-        raise DcmixError(f"the demo's prediction did not finish within {timeout_s:.0f} s")
-    if widget.predictions is None:
-        raise DcmixError("the demo's prediction failed (see the message above)")
-    print(f"napari-dcmix demo: {summary(widget)}", flush=True)
+    from napari_dcmix._napari.workers import wait_until
+
+    wait_until(lambda: not steps and widget.job is None, timeout_s)
+    if steps or widget.job is not None or widget.predictions is None:
+        raise DcmixError(
+            f"the demo did not finish within {timeout_s:.0f} s (see the messages above)"
+        )
     viewer.reset_view()
     QApplication.processEvents()
     # Without a display and without --screenshot, the window goes to our own cache folder
@@ -104,6 +145,7 @@ def run_demo(
         )
     else:
         print(f"napari-dcmix demo: wrote {out}")
+    print(f"napari-dcmix demo: the chart says: {verdict_line(widget)}", flush=True)
     print(f"napari-dcmix demo: done after {time.perf_counter() - t0:.1f} s", flush=True)
     viewer.close()
     return 0

@@ -35,18 +35,57 @@ class FinetuneSection(QGroupBox):
         self.cancel_button.clicked.connect(self.owner.cancel)
         self.status = QLabel("Annotate wells of at least two classes, then Fine-tune.")
         self.status.setWordWrap(True)
+        self.coverage = QLabel("")  # what one network input covers (also drawn on the plate)
+        self.coverage.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 1)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form)
+        layout.addWidget(self.coverage)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         ev = session.events
         ev.settings_changed.connect(lambda: self.form.set_values(session.train_settings))
+        for signal in (ev.settings_changed, ev.model_changed, ev.current_changed, ev.plate_added,
+                       ev.focus_changed):  # fmt: skip
+            signal.connect(lambda *_: self.show_coverage())
+        self.show_coverage()
         ev.task_started.connect(self._task_started)
         ev.task_progress.connect(self._progress)
         ev.task_finished.connect(self._task_finished)
+
+    def show_coverage(self) -> str:
+        """Say (and draw on the plate) what one network input of the fine-tune will cover:
+        the settings' bin and crop, else the model's, else the defaults; in micrometres when
+        the plate's pixel size is known."""
+        from napari_dcmix.errors import DcmixError
+        from napari_dcmix.model.scale import coverage_text, effective_scale
+
+        session = self.owner.session
+        state = session.current
+        settings, model = session.train_settings, session.model
+        plate = state.plate if state is not None else None
+        try:
+            scale = effective_scale(
+                settings.bin, settings.crop, getattr(model, "scale", None),
+                [tuple(plate.image_shape)] if plate is not None else [],
+            )  # fmt: skip
+            if plate is not None:
+                scale.check_site(tuple(plate.image_shape), f"plate {plate.name!r}'s sites")
+        except DcmixError as exc:
+            self.coverage.setText(f"Fine-tune cannot use this scale: {exc}")
+            layers = getattr(self.owner, "layers", None)
+            if layers is not None and state is not None:
+                layers.show_crop(state.key, None, "")
+            return str(exc)
+        size = scale.crop or (model.input_size if model is not None else settings.input_size)
+        text = coverage_text(scale, size, getattr(plate, "pixel_size_um", None))
+        self.coverage.setText(text)
+        layers = getattr(self.owner, "layers", None)
+        if layers is not None and state is not None:
+            layers.show_crop(state.key, scale.footprint(), text)
+        return text
 
     @property
     def mode(self) -> str:

@@ -25,12 +25,14 @@ from napari_dcmix._napari.layers import (
     PLATE_KEY,
     ROLE_KEY,
     channel_levels,
+    mosaic_layer_kwargs,
     plate_layer_data,
 )
 from napari_dcmix.plate.mosaic import site_rectangles, well_rectangles
 
 STEP_MS = 15  # delay between the steps that draw predictions
 NETWORK_ROLE = "network-view"
+CROP_ROLE = "crop-size"  # the rectangle showing what one network input covers
 GAP = 0.25  # of a site's width, between the plate and the blended images
 
 
@@ -351,6 +353,44 @@ class PlateLayers:
         camera = camera_of(self.viewer)
         camera.center = ((y0 + y1) / 2, (x0 + x1) / 2)
         camera.zoom = 0.9 * min(height / max(y1 - y0, 1), width / max(x1 - x0, 1))
+
+    # --- what one crop covers -----------------------------------------------------------------
+    def show_crop(self, key: str | None, side: int | None, text: str) -> Any:
+        """A rectangle of ``side`` camera pixels at the corner of the plate's focused (else
+        first) site: what one network input covers. None removes it."""
+        for layer in list(self.viewer.layers) if self.viewer is not None else []:
+            if layer.metadata.get(ROLE_KEY) == CROP_ROLE:
+                self.viewer.layers.remove(layer)
+        found = self.of(key)
+        if found is None or side is None or not self.alive(found.wells):
+            return None
+        plate = found.wells.metadata[PLATE_KEY]
+        state = self.session.state(key)
+        well, site = state.focus if state.focus else (plate.wells[0], None)
+        site = site if site is not None else plate.sites(well)[0]
+        y, x = found.geometry.site_origin(well, site)
+        h, w = plate.image_shape
+        side_y, side_x = min(side, h), min(side, w)
+        layer = self.viewer.add_shapes(
+            [np.array([[y, x], [y + side_y, x + side_x]], dtype=float)],
+            shape_type="rectangle",
+            name="one crop",
+            edge_color="yellow",
+            face_color="transparent",
+            edge_width=max(1.0, side / 32),
+            features={"text": [text]},
+            text={
+                "string": "{text}",
+                "anchor": "upper_left",
+                "color": "yellow",
+                "size": 8,
+            },
+            metadata={ROLE_KEY: CROP_ROLE, KEY_KEY: key},
+            **mosaic_layer_kwargs(found.geometry),
+        )
+        if self.alive(found.wells):
+            self.viewer.layers.selection.active = found.wells
+        return layer
 
     # --- what the network sees ----------------------------------------------------------------
     def show_network_view(self, view: Any) -> list:

@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing --screenshot file"
     )
+    parser.add_argument(
+        "--no-finetune",
+        dest="finetune",
+        action="store_false",
+        help="stop after the first prediction (by default the demo fine-tunes on its "
+        "annotated wells and predicts again)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,4 +39,5 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         overwrite=args.overwrite,
+        finetune=args.finetune,
     )

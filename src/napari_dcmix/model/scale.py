@@ -179,3 +179,38 @@ def check_max_tiles(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ModelError(f"max tiles: expected a positive integer, found {value!r}")
     return int(value)
+
+
+DEFAULT_CROP = 128
+
+
+def effective_scale(
+    bin_: int | None,
+    crop: int | str | None,
+    model_scale: PixelScale | None,
+    shapes: list[tuple[int, int]] | tuple = (),
+) -> PixelScale:
+    """The scale a training run uses: the given ``bin_`` / ``crop`` (``"full"`` for whole
+    sites), else the model's, else bin 1 and a 128-pixel crop (the whole binned site when a
+    site of ``shapes`` is smaller; whole sites when one is under 8 binned pixels)."""
+    b = parse_bin(bin_) if bin_ is not None else (model_scale.bin if model_scale else 1)
+    if crop is not None:
+        return PixelScale(bin=b, crop=parse_crop(crop))
+    if model_scale is not None:
+        return PixelScale(bin=b, crop=model_scale.crop)
+    binned = [min(PixelScale(bin=b).binned_shape(s)) for s in shapes]
+    smallest = min(binned) if binned else DEFAULT_CROP
+    return PixelScale(bin=b, crop=min(DEFAULT_CROP, smallest) if smallest >= 8 else None)
+
+
+def coverage_text(scale: PixelScale, input_size: int, pixel_size_um: float | None) -> str:
+    """What one network input covers, in camera pixels and (when known) micrometres."""
+    if scale.crop is None:
+        return (
+            f"The network sees each whole site, binned by {scale.bin} and resized to "
+            f"{input_size} x {input_size} px."
+        )
+    side = scale.crop * scale.bin
+    um = f" = {side * pixel_size_um:.0f} x {side * pixel_size_um:.0f} um" if pixel_size_um else ""
+    binned = f" (binned by {scale.bin}: {scale.crop} px)" if scale.bin > 1 else ""
+    return f"One crop covers {side} x {side} camera pixels{um}{binned}."

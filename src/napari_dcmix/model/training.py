@@ -50,7 +50,7 @@ from napari_dcmix.model.device import resolve_device
 from napari_dcmix.model.ensemble import DcmixEnsemble, as_members
 from napari_dcmix.model.folds import member_holdouts
 from napari_dcmix.model.readout import blend_relevance
-from napari_dcmix.model.scale import FULL, PixelScale
+from napari_dcmix.model.scale import PixelScale, effective_scale
 from napari_dcmix.model.sites import (
     BatchLoader,
     Foreground,
@@ -66,7 +66,6 @@ from napari_dcmix.model.sites import (
 from napari_dcmix.model.train_settings import TrainConfig, TrainProgress, TrainResult
 from napari_dcmix.plate.normalise import check_finite
 
-DEFAULT_CROP = 128
 RECALIBRATION_INPUTS = 512  # training inputs whose activations set the BatchNorm statistics
 RELEVANCE_INPUTS = 256  # training inputs the blend relevance is measured on
 REFERENCE_NAMES = ("control", "dmso", "negative", "neg")
@@ -153,22 +152,14 @@ def resolve_scale(
     config: TrainConfig, model: Any, shapes: Sequence[tuple[int, int]]
 ) -> tuple[PixelScale, int]:
     """``(scale, input size)``: the config's bin / crop, else the given model's, else bin 1
-    and a 128-pixel crop (the whole binned site when a site is smaller). Checked against
-    every site shape (ModelError naming both sizes when a crop does not fit)."""
-    base: PixelScale | None = getattr(model, "scale", None) if model is not None else None
-    bin_ = config.bin if config.bin is not None else (base.bin if base is not None else 1)
-    if config.crop is not None:
-        crop = None if config.crop == FULL else int(config.crop)
-    elif base is not None:
-        crop = base.crop
-    else:
-        smallest = min(min(PixelScale(bin=bin_).binned_shape(s)) for s in shapes)
-        crop = min(DEFAULT_CROP, smallest) if smallest >= 8 else None
-    scale = PixelScale(bin=bin_, crop=crop)
+    and a 128-pixel crop (``scale.effective_scale``), checked against every site shape
+    (ModelError naming both sizes when a crop does not fit)."""
+    base = getattr(model, "scale", None) if model is not None else None
+    scale = effective_scale(config.bin, config.crop, base, list(shapes))
     for shape in dict.fromkeys(tuple(s) for s in shapes):
         scale.check_site(shape)
-    if crop is not None:
-        return scale, crop
+    if scale.crop is not None:
+        return scale, scale.crop
     return scale, int(model.input_size if model is not None else config.input_size)
 
 

@@ -73,16 +73,13 @@ def finetune_task(session: DcmixSession, **overrides: Any) -> Task:
         )
     settings = dataclasses.replace(session.train_settings, **overrides)
     base = session.ensure_model() if settings.mode != "scratch" else session.model
-    plate, seed = state.plate, settings.seed
+    plate = state.plate
     same_stains = base is not None and list(base.channel_names) == list(plate.channels)
-    config = dataclasses.replace(
-        settings, device=session.device, fresh_mixing=base is not None and not same_stains
-    )
-    if settings.fresh_mixing and same_stains and settings.mode != "scratch":
-        # the core's fresh mixing layer and class head (backbone kept): the chart then ranks
-        # the stains for the annotated classes, not the ones the model was trained on
-        classes = sorted(set(labels.values()))
-        base = base.adapted(base.channel_names, seed=seed).with_classes(classes, seed)
+    # a fresh mixing layer and class head on the kept backbone (the core's fine-tuning: random
+    # starts per member), so the chart ranks the stains for the annotated classes; another
+    # plate's stains always need one
+    fresh = base is not None and (settings.fresh_mixing or not same_stains)
+    config = dataclasses.replace(settings, device=session.device, fresh_mixing=fresh)
     key = state.key
     sites = [(w, s) for w in plate.wells if w in labels for s in plate.sites(w)]
     shown: set[tuple[int, int]] = set()

@@ -10,18 +10,9 @@ from typing import Any
 from psygnal import Signal, SignalGroup
 
 from napari_dcmix.errors import DcmixError
+from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS  # noqa: F401 (re-exported)
 
 DEFAULT_CLASSES = ["control", "treated"]
-#: fine-tune defaults of the session (the form's). With a fresh mixing layer and head on a
-#: frozen backbone, 10 epochs at the core's mixing lr (0.01) barely move the mixing weights
-#: from uniform on a few annotated wells (the sample's 8 wells: its phenotype stain Mito first
-#: for 2 of seeds 0..4); 30 epochs at 0.1 rank it first for all 5, clearly.
-FINETUNE_DEFAULTS: dict[str, Any] = {
-    "mode": "mixing",
-    "epochs": 30,
-    "mixing_lr": 0.1,
-    "fresh_mixing": True,
-}
 
 
 class SessionEvents(SignalGroup):
