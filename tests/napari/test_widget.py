@@ -297,3 +297,18 @@ def test_finetune_form_shows_the_fine_tuning_defaults(widget) -> None:
     for name, value in FINETUNE_DEFAULTS.items():
         assert form.value(name) == value, name
     assert form.value("ensemble") == 5
+
+
+def test_check_with_ablation(widget, wait_for, synth_plate) -> None:
+    """The button measures per-stain ablation on the annotated wells and shows it beside the
+    learned importance, with their Spearman; a new model clears it."""
+    widget.set_annotations(synth_plate.labels)
+    job = widget.run_ablation()
+    wait_for(job)
+    found = widget.session.ablation
+    assert found is not None and set(found.ablation) == set(synth_plate.channels)
+    assert sum(found.ablation.values()) == pytest.approx(1.0)
+    text = widget.model_section.ablation_label.text()
+    assert text.startswith(f"Ablation on {found.n_inputs} inputs") and "Spearman" in text
+    widget.load_model(widget.model)  # another model: the check no longer applies
+    assert widget.model_section.ablation_label.text() == ""

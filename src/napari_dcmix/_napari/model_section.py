@@ -39,6 +39,14 @@ class ModelSection(QGroupBox):
             "focus, as image layers beside the plate"
         )
         self.sees_button.clicked.connect(lambda: self.owner.show_network_view())
+        self.ablation_button = QPushButton("Check with ablation")
+        self.ablation_button.setToolTip(
+            "Measure how much the predictions change when each stain is replaced by its mean, "
+            "on the annotated wells, and compare it with the importance the model reports"
+        )
+        self.ablation_button.clicked.connect(lambda: self.owner.run_ablation())
+        self.ablation_label = QLabel("")
+        self.ablation_label.setWordWrap(True)
         buttons = QHBoxLayout()
         for b in (self.default_button, self.open_button, self.save_button):
             buttons.addWidget(b)
@@ -48,8 +56,12 @@ class ModelSection(QGroupBox):
         layout.addWidget(self.device_form)
         layout.addWidget(self.device_label)
         layout.addWidget(self.sees_button)
+        layout.addWidget(self.ablation_button)
+        layout.addWidget(self.ablation_label)
         ev = session.events
         ev.model_changed.connect(self.refresh)
+        ev.model_changed.connect(self.show_ablation)
+        ev.ablation_changed.connect(self.show_ablation)
         ev.settings_changed.connect(lambda: self.device_form.set_values(session.predict_settings))
         ev.device_used.connect(self.show_device)
         ev.task_started.connect(lambda _t: self._busy(True))
@@ -66,10 +78,25 @@ class ModelSection(QGroupBox):
 
     def _busy(self, busy: bool) -> None:
         for w in (self.default_button, self.open_button, self.save_button, self.device_form,
-                  self.sees_button):  # fmt: skip
+                  self.sees_button, self.ablation_button):  # fmt: skip
             w.setEnabled(not busy)
         if not busy:
             self.refresh()
+
+    def show_ablation(self) -> None:
+        """The last ablation check of the model, beside its learned importance."""
+        found = self.owner.session.ablation
+        if found is None:
+            self.ablation_label.setText("")
+            return
+        ranked = sorted(found.ablation, key=lambda s: -found.ablation[s])
+        parts = ", ".join(
+            f"{s} {found.ablation[s]:.2f} (learned {found.learned[s]:.2f})" for s in ranked
+        )
+        self.ablation_label.setText(
+            f"Ablation on {found.n_inputs} inputs of the annotated wells: {parts}; Spearman "
+            f"with the learned importance {found.spearman:.2f}."
+        )
 
     def show_device(self, device: object) -> None:
         self.device_label.setText(f"device used: {device}")

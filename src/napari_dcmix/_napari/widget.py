@@ -332,6 +332,12 @@ class DcmixWidget(QWidget):
             return None
         return self._run("Predict", self.session.predict_task)
 
+    def run_ablation(self) -> Job | None:
+        """Check the model's importance by per-stain ablation on the annotated wells."""
+        if self.job is None and not self.require_plate("Ablation"):
+            return None
+        return self._run("Ablation", self.session.ablation_task)
+
     def run_finetune(self, **overrides: Any) -> Job | None:
         """Fine-tune on the annotated wells in a worker; ``overrides`` (training settings:
         mode, epochs, lr, mixing_lr, seed, fresh_mixing...) beat the form's values."""

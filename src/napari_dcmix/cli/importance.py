@@ -77,16 +77,22 @@ def run(args: argparse.Namespace) -> int:
         raise LabelsError("--labels is for --ablation PLATE; give the plate too")
     ablation = None
     if args.ablation:
-        from napari_dcmix.model.ablation import ablation_importance, compare, labelled_inputs
+        from napari_dcmix.model.ablation import ablation_on_plate
         from napari_dcmix.model.inference import check_channels
         from napari_dcmix.plate.labels import read_labels_csv
 
         plate = open_plates([args.ablation], args)[0]
         check_channels(model, plate)
         labels = read_labels_csv(args.labels, plate=plate.name)
-        inputs = labelled_inputs(model, plate, labels, seed=args.seed)
-        values, rho = compare(model.channel_importance(), ablation_importance(model, inputs))
-        ablation = {"ablation": values, "spearman": rho, "n_inputs": len(inputs)}
+        gen = ablation_on_plate(model, plate, labels, seed=args.seed)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                found = stop.value
+                break
+        ablation = {"ablation": found.ablation, "spearman": found.spearman,
+                    "n_inputs": found.n_inputs}  # fmt: skip
     if args.json:
         print(json.dumps(model.channel_importance()))
         return 0

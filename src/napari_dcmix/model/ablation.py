@@ -9,7 +9,8 @@ importance the model reports for free against what the network does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,11 @@ def labelled_inputs(
     max_sites: int = MAX_SITES,
     max_tiles: int = MAX_TILES,
     seed: int = 0,
-) -> np.ndarray:
+    keys_only: bool = False,
+) -> Any:
     """Normalised inputs (tiles at the model's scale) of up to ``max_sites`` labelled sites,
-    the same number from each class where the plate has them."""
+    the same number from each class where the plate has them (``keys_only``: the sites'
+    ``(well, site)`` keys, nothing read)."""
     from napari_dcmix.plate.labels import check_labels_fit
 
     named = check_labels_fit(labels, plate)
@@ -60,6 +63,8 @@ def labelled_inputs(
         sites = [(w, s) for w in plate.wells if named.get(w) == cls for s in plate.sites(w)]
         chosen = rng.permutation(len(sites))[:per_class]
         keys += [sites[i] for i in sorted(chosen)]
+    if keys_only:
+        return keys
     prep = SitePrep(model.scale, model.input_size, model.normalisation)
     return np.concatenate([prep.tiles(np.asarray(plate.read(w, s)), max_tiles) for w, s in keys])
 
@@ -72,3 +77,44 @@ def compare(learned: dict[str, float], ablation: Sequence[float]) -> tuple[dict,
     values = np.asarray(ablation, dtype=float)
     rho = float(spearmanr([learned[n] for n in names], values).statistic)
     return dict(zip(names, values.tolist(), strict=True)), rho
+
+
+@dataclass
+class AblationProgress:
+    done: int  # labelled sites prepared (then one step for the ablation itself)
+    total: int
+
+
+@dataclass
+class AblationResult:
+    ablation: dict[str, float]  # stain -> share of the probability change, sums to 1
+    learned: dict[str, float]  # the model's importance, for comparison
+    spearman: float
+    n_inputs: int
+
+
+def ablation_on_plate(
+    model: Any,
+    plate: Any,
+    labels: dict[str, str],
+    max_sites: int = MAX_SITES,
+    max_tiles: int = MAX_TILES,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> Generator[AblationProgress, None, AblationResult | None]:
+    """Per-stain ablation of ``model`` on the labelled wells of ``plate`` (the check the CLI's
+    ``importance --ablation`` and the widget's button run); yields progress, returns the
+    result (None when ``should_stop()`` became true)."""
+    keys = labelled_inputs(model, plate, labels, max_sites, max_tiles, seed, keys_only=True)
+    prep = SitePrep(model.scale, model.input_size, model.normalisation)
+    total = len(keys) + 1
+    chunks = []
+    for i, (well, site) in enumerate(keys, start=1):
+        if should_stop is not None and should_stop():
+            return None
+        chunks.append(prep.tiles(np.asarray(plate.read(well, site)), max_tiles))
+        yield AblationProgress(i, total)
+    inputs_all = np.concatenate(chunks)
+    values, rho = compare(model.channel_importance(), ablation_importance(model, inputs_all))
+    yield AblationProgress(total, total)
+    return AblationResult(values, model.channel_importance(), rho, len(inputs_all))

@@ -161,3 +161,27 @@ def _progress_of(event: Any) -> tuple[int, int]:
 
 
 __all__ = ["ModelError", "finetune_task", "predict_task"]
+
+
+def ablation_task(session: DcmixSession) -> Task:
+    """Per-stain ablation of the model on the current plate's annotated wells (the check of
+    the learned importance: each stain replaced by its normalised mean)."""
+    from napari_dcmix.model.ablation import ablation_on_plate
+
+    state = session.state()
+    model = session.ensure_model()
+    session._check_stains(state)
+    labels = dict(state.annotations)
+    if len(set(labels.values())) < 2:
+        raise DcmixError("ablation compares classes: annotate wells of at least two classes first")
+    key = state.key
+
+    def result(found: Any) -> bool:
+        session.ablation = found
+        session.events.ablation_changed.emit()
+        return True
+
+    return Task(
+        session, "ablation", "Ablation", key, ablation_on_plate, (model, state.plate, labels),
+        {}, lambda _e: None, result, lambda e: (int(e.done), int(e.total)),
+    )  # fmt: skip

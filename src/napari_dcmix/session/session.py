@@ -57,6 +57,7 @@ class DcmixSession(AnnotationActions, StainActions):
         self.model_path: Path | None = None
         self.model_is_default = False
         self.model_dirty = False  # fine-tuned and not saved
+        self.ablation: Any = None  # the last per-stain ablation check of this model
         self.train_settings = TrainConfig(**FINETUNE_DEFAULTS)
         self.predict_settings = PredictConfig()
         self.history: list[dict[str, Any]] = []  # epochs of the last fine-tune
@@ -165,6 +166,7 @@ class DcmixSession(AnnotationActions, StainActions):
     def _set_model(self, model: Any, path: Path | None, dirty: bool, default: bool = False) -> None:
         self.model, self.model_path, self.model_dirty = model, path, dirty
         self.model_is_default = default
+        self.ablation = None  # it checked the previous model
         for state in self.plates.values():
             if not state.annotations and list(state.classes) != list(model.class_names):
                 state.classes = list(model.class_names)
@@ -276,6 +278,12 @@ class DcmixSession(AnnotationActions, StainActions):
         from napari_dcmix.session.actions import predict_task
 
         return self._start(predict_task(self, **overrides))
+
+    def ablation_task(self) -> Task:
+        """Check the model's importance by per-stain ablation on the annotated wells."""
+        from napari_dcmix.session.actions import ablation_task
+
+        return self._start(ablation_task(self))
 
     def finetune_task(self, **overrides: Any) -> Task:
         from napari_dcmix.session.actions import finetune_task

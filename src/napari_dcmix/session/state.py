@@ -25,6 +25,7 @@ class SessionEvents(SignalGroup):
     annotations_changed = Signal(str)
     predictions_changed = Signal(str)
     model_changed = Signal()
+    ablation_changed = Signal()  # the per-stain ablation check of the model finished
     settings_changed = Signal()
     heatmap_changed = Signal()
     focus_changed = Signal(str)  # a well (and site) was chosen on a plate
