@@ -19,8 +19,12 @@ def _warm() -> None:
     import torch
 
     # building the first optimizer imports torch._dynamo and sympy (about 800 modules, ~1 s,
-    # mostly holding the GIL): done here, not in the middle of the user's first fine-tune
+    # mostly holding the GIL): done here, not in the middle of the user's first fine-tune;
+    # so are the training, evidence and ablation modules a fine-tune imports
     torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(), lr=1e-3)
+    import napari_dcmix.model.ablation
+    import napari_dcmix.model.evidence
+    import napari_dcmix.model.training  # noqa: F401
 
 
 def warm_torch() -> threading.Thread:
