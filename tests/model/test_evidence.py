@@ -203,9 +203,10 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 
 
 def test_training_memory_does_not_grow_with_the_number_of_wells(tmp_path) -> None:
-    """Peak RSS (VmHWM of a fresh process) of training on 80 and 320 wells of 128-pixel sites
+    """Peak RSS (VmHWM of a fresh process) of training on 80 and 320 wells of 256-pixel sites
     (one each; more than the 64 sites sampled for the normalisation) is about the same:
-    holding the 240 extra sites as float32 would take 79 MB more."""
+    holding the 240 extra sites as float32 would take 315 MB more (the allocator's own
+    variation between runs is some tens of MB)."""
     import os
     import subprocess
     import sys
@@ -214,14 +215,14 @@ def test_training_memory_does_not_grow_with_the_number_of_wells(tmp_path) -> Non
 
     peaks = {}
     for n in (80, 320):
-        labels = _tiff_plate(tmp_path / f"p{n}", n, sites=1, size=128)
+        labels = _tiff_plate(tmp_path / f"p{n}", n, sites=1, size=256)
         write_labels_csv(tmp_path / f"l{n}.csv", labels)
         out = subprocess.run(
             [sys.executable, "-c", _PEAK_RSS, str(tmp_path / f"p{n}"), str(tmp_path / f"l{n}.csv")],
             capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"},
         )  # fmt: skip
         peaks[n] = int(out.stdout.split()[-1]) / 1024  # MB
-    assert peaks[320] < peaks[80] + 20, peaks
+    assert peaks[320] < peaks[80] + 60, peaks
 
 
 def test_intervals_widen_as_the_signal_weakens() -> None:
