@@ -75,6 +75,20 @@ def model(name: str = "model.pt", which: str = "model.pt") -> Setup:
     return run
 
 
+def _crop_model(name: str, crop: int) -> Setup:
+    """The bank's model at bin 1 and a ``crop``-pixel crop (a model of another pixel scale)."""
+
+    def run(ws: Path, bank: Path) -> None:
+        from napari_dcmix.model import PixelScale, load_model, save_model
+
+        m = load_model(bank / "model.pt")
+        for member in m.members:
+            member.scale, member.input_size = PixelScale(bin=1, crop=crop), crop
+        save_model(m, ws / name)
+
+    return run
+
+
 def write(pattern: str, content: bytes | str) -> Setup:
     """Write ``content`` to ``ws/pattern`` (a glob matching one existing file, or a new path)."""
 
@@ -640,6 +654,41 @@ NUMBERS = [
          r"input size: expected >= 8 pixels, found 4", (plate("tiff"),)),
     Case("train-lr-text", train("{ws}/p", LABELS, "--lr", "fast"),
          r"argument --lr: invalid float value: 'fast'", (plate("tiff"),)),
+    # pixel scale, ensembles and evidence (the plates' sites are 16 x 16 px)
+    Case("train-bin-0", train("{ws}/p", LABELS, "--bin", "0"),
+         r"argument --bin: invalid int value|bin: expected a positive integer, found 0",
+         (plate("tiff"),)),
+    Case("train-bin-larger-than-site", train("{ws}/p", LABELS, "--bin", "32"),
+         r"sites \(16 x 16 px\) are smaller than one bin of 32 x 32 px", (plate("tiff"),)),
+    Case("train-crop-3", train("{ws}/p", LABELS, "--crop", "3"),
+         r"crop: expected a positive integer of at least 8 pixels, found '3'", (plate("tiff"),)),
+    Case("train-crop-text", train("{ws}/p", LABELS, "--crop", "big"),
+         r"crop: expected a positive integer or 'full', found 'big'", (plate("tiff"),)),
+    Case("train-crop-larger-than-site", train("{ws}/p", LABELS, "--crop", "32"),
+         r"16 x 16 px after binning by 1 \(16 x 16 px before\), smaller than one 32 x 32 px "
+         r"crop", (plate("tiff"),)),
+    Case("train-ensemble-0", train("{ws}/p", LABELS, "--ensemble", "0"),
+         r"training ensemble size: expected >= 1, found 0", (plate("tiff"),)),
+    Case("train-reference-unknown", train("{ws}/p", LABELS, "--reference", "DMSO"),
+         r"reference class 'DMSO' is not one of the labelled classes: control, treated",
+         (plate("tiff"),)),
+    Case("train-holdout-plate-one-plate", train("{ws}/p", LABELS, "--holdout", "plate"),
+         r"--holdout plate needs at least 2 plates, found 1", (plate("tiff"),)),
+    Case("train-workers-0", train("{ws}/p", LABELS, "--workers", "0"),
+         r"argument --workers: expected a number of worker processes 1 <= n <= 1024, found 0",
+         (plate("tiff"),)),
+    Case("predict-max-tiles-0", predict("{ws}/p", "--max-tiles", "0"),
+         r"--max-tiles: expected a positive integer, found 0", (plate("tiff"), model())),
+    Case("predict-crop-larger-than-site", predict("{ws}/p", model_path="{ws}/c.pt"),
+         r"the sites of plate 'SynthPlate' are 16 x 16 px after binning by 1 \(16 x 16 px "
+         r"before\), smaller than one 32 x 32 px crop", (plate("tiff"), _crop_model("c.pt", 32))),
+    Case("importance-ablation-without-labels", ("importance", "{ws}/model.pt", "--ablation",
+                                                 "{ws}/p"),
+         r"--ablation PLATE needs --labels CSV", (plate("tiff"), model())),
+    Case("importance-ablation-one-class", ("importance", "{ws}/model.pt", "--ablation", "{ws}/p",
+                                            "--labels", L),
+         r"ablation needs labelled wells of at least 2 classes to compare, found 1 \(control\)",
+         (plate("tiff"), model(), write("labels.csv", "well,label\nA01,control\nA02,control\n"))),
     Case("predict-batch-size-0", predict("{ws}/p", "--batch-size", "0"),
          r"batch size: expected (an integer )?>= 1, found 0", (plate("tiff"), model())),
     Case("predict-plane-5", predict("{ws}/p", "--plane", "5"),

@@ -1,6 +1,6 @@
 """DCMIX channel mixing layer: C normalised channels -> K blended images.
 
-Modes (see docs and ../shared/notes/dcmix-method.md):
+Modes (see the README, "The method"):
 
 - ``"softmax"``: alpha = softmax(w / tau) over channels; y_k = sum_c alpha[k, c] x_c.
   Effective weights = alpha; importance_c = mean_k alpha[k, c].
