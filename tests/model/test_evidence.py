@@ -277,3 +277,33 @@ def test_imbalanced_plate_is_not_a_constant_predictor() -> None:
     confusion = np.array(result.evidence["held_out"]["confusion"])
     assert confusion[:, 1].sum() > 0, confusion  # some wells predicted treated
     assert confusion[1, 1] >= 4, confusion  # most treated wells found
+
+
+def test_held_out_wells_seen_by_the_starting_model_are_no_evidence(tmp_path) -> None:
+    """A model trained on a plate, then fine-tuned on the same wells: the held-out wells
+    trained the starting model's backbone, so the verdict refuses to call them evidence."""
+    from napari_dcmix.plate import open_plate
+
+    labels = _tiff_plate(tmp_path / "p", 8, sites=1, size=32)
+    plate = open_plate(tmp_path / "p")
+    cfg = TrainConfig(epochs=1, batch_size=8, ensemble=2, crop=32)
+    first = run(train(None, plate, labels, cfg)).model
+    assert len(first.training_info["trained_wells"]) == 8
+    tuned = run(train(first, plate, labels, TrainConfig(epochs=1, ensemble=2, mode="mixing",
+                                                         fresh_mixing=True)))  # fmt: skip
+    v = ev.verdict(tuned.evidence)
+    assert tuned.evidence["held_out"]["seen_by_start"] == 8
+    assert v.kind == ev.NO_EVIDENCE and "no evidence: 8 of them trained the model" in v.sentence
+
+
+def test_leave_one_plate_out_names_a_class_only_on_the_held_out_plate(tmp_path) -> None:
+    from napari_dcmix.errors import ModelError
+    from napari_dcmix.plate import open_plate
+
+    a = _tiff_plate(tmp_path / "a", 4, sites=1, size=32)
+    b = _tiff_plate(tmp_path / "b", 4, sites=1, size=32)
+    b = {w: ("rare" if i == 0 else c) for i, (w, c) in enumerate(b.items())}
+    plates = [open_plate(tmp_path / "a"), open_plate(tmp_path / "b")]
+    cfg = TrainConfig(epochs=1, ensemble=2, holdout="plate", crop=32)
+    with pytest.raises(ModelError, match=r"holds out b .*without class\(es\) rare"):
+        run(train(None, plates, [a, b], cfg))

@@ -119,3 +119,9 @@ def test_model_file_saved_before_scales_predicts_exactly_as_before() -> None:
     # K = 3 and no blend relevance stored: the readout is the plain mean over K, as before
     imp = model.channel_importance()
     assert imp == pytest.approx(expected["importance"], abs=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(384, 128), (1280, 128), (128, 1280), (2160, 1360)])
+def test_max_tiles_is_a_cap(shape) -> None:
+    for cap in (1, 2, 3, 5, 16):
+        assert len(tile_grid(shape, 128, cap)) <= cap

@@ -256,3 +256,40 @@ def test_scratch_copies_the_given_models_architecture() -> None:
     assert (fresh.k, fresh.mode, fresh.input_size, notes) == (2, "softmax", 20, [])
     with pytest.raises(ModelError, match="fine-tunes a trained model"):
         _prepare_model(None, CHANNELS, ["a", "b"], TrainConfig(mode="mixing"))
+
+
+def test_fine_tune_on_fewer_classes_gets_a_head_of_those_classes(images) -> None:
+    """A 3-class model fine-tuned (its mixing kept) on wells of 2 of its classes: the head is
+    rebuilt for the labelled classes, so labels index the outputs they name."""
+    x, y = images(24, size=16)
+    base = build_model(["a", "b", "c", "d"], ["a", "b", "c"], input_size=16)
+    names = np.array(["a", "c"])[y]
+    for mode in ("mixing", "all"):
+        cfg = TrainConfig(**{**FAST, "mode": mode, "epochs": 2, "fresh_mixing": False})
+        _, result = run(train_arrays(base, x, names, cfg, groups=each_image_a_well(x)))
+        assert result.model.class_names == ["a", "c"]
+        assert result.evidence["classes"] == ["a", "c"]
+        assert np.sum(result.evidence["held_out"]["confusion"]) == 24
+
+
+def test_a_last_batch_of_one_does_not_break_batchnorm() -> None:
+    """9 training images at batch 8 leave one image for the last step: it joins the one
+    before (BatchNorm cannot train on a single input)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 2, 16, 16)).astype(np.float32)
+    y = np.arange(12) % 2
+    cfg = TrainConfig(epochs=1, batch_size=8, ensemble=1, val_fraction=0.25, crop=16)
+    _, result = run(train_arrays(None, x, y, cfg, groups=np.arange(12)))
+    assert result.model is not None
+
+
+def test_absent_classes_do_not_lower_chance() -> None:
+    """Class names with a class that has no labelled well: chance is that of the labelled
+    classes, and no per-class bar is made for the empty one."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 2, 16, 16)).astype(np.float32)
+    y = np.arange(16) % 2
+    cfg = TrainConfig(epochs=1, batch_size=8, ensemble=2, crop=16)
+    _, result = run(train_arrays(None, x, y, cfg, class_names=["ctrl", "a", "b"],
+                                 groups=np.arange(16)))  # fmt: skip
+    assert result.evidence["chance"] == 0.5 and result.evidence["per_class"] == {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from napari_dcmix.cli._args import seed as seed_type
 from napari_dcmix.cli._plates import add_plate_options, open_plates
 
 
@@ -27,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ablation", metavar="PLATE", help="also measure per-stain ablation on this plate"
     )
     parser.add_argument("--labels", help="plate map CSV (well,label) of the --ablation plate")
-    parser.add_argument("--seed", type=int, default=0, help="which labelled sites are sampled")
+    parser.add_argument(
+        "--seed", type=seed_type, default=0, help="which labelled sites are sampled"
+    )
     add_plate_options(parser)
 
 

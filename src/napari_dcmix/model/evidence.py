@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 EVIDENCE_VERSION = 1
-LEVEL = 0.95  # every interval is a central 95 % interval
+LEVEL = 0.95  # every interval holds 95 % (t-intervals of means; the shortest for accuracy)
 
 # Verdict kinds, from the least to the most the evidence supports.
 NO_EVIDENCE = "no-evidence"  # nothing held out (an older model file, too few wells)
@@ -116,6 +116,15 @@ def verdict(evidence: Mapping[str, Any] | None) -> Verdict:
             None,
         )
     held = evidence.get("held_out")
+    if held and held.get("seen_by_start"):
+        return Verdict(
+            NO_EVIDENCE,
+            None,
+            f"The held-out wells are no evidence: {held['seen_by_start']} of them trained the "
+            "model this one started from. Fine-tune from a model trained on other wells to "
+            "test which stain matters.",
+            None,
+        )
     if not held:
         return Verdict(
             NO_EVIDENCE,
@@ -135,7 +144,7 @@ def verdict(evidence: Mapping[str, Any] | None) -> Verdict:
         )
     importance = dict(evidence.get("importance") or {})
     interval = evidence.get("interval")
-    if not interval:
+    if not interval or len(importance) < 2:  # one stain: nothing to rank it against
         return Verdict(
             NOT_RANKED,
             None,

@@ -156,7 +156,7 @@ def tile_grid(shape: tuple[int, int], crop: int, max_tiles: int | None = None) -
         if int(max_tiles) < 1:
             raise ModelError(f"max tiles: expected a positive integer, found {max_tiles!r}")
         if len(ys) * len(xs) > max_tiles:
-            ny = min(len(ys), max(1, round(math.sqrt(max_tiles * len(ys) / len(xs)))))
+            ny = min(len(ys), max_tiles, max(1, round(math.sqrt(max_tiles * len(ys) / len(xs)))))
             nx = min(len(xs), max(1, max_tiles // ny))
             ys = [ys[i] for i in _spread(len(ys), ny)]
             xs = [xs[i] for i in _spread(len(xs), nx)]

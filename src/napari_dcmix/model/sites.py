@@ -36,6 +36,7 @@ MIN_FOREGROUND = 0.1  # share of a crop's pixels that should be foreground
 FOREGROUND_LEVEL = 0.2  # normalised intensity above which a pixel is foreground
 TRIES = 8  # crop positions drawn per sample before the best one is kept
 MAP_CELLS = 4  # a crop spans about this many cells of the foreground map per side
+MAP_MAX = 64  # at most this many cells per side of a site's foreground map
 STATS_SITES = 64  # sites sampled to estimate the normalisation
 STATS_PIXELS = 16_384  # pixels sampled per site and channel (64 sites: 1M per channel)
 
@@ -121,6 +122,7 @@ class LabelledSet:
     group_source: np.ndarray  # (G,) plate index per group id
     channel_names: list[str]
     class_names: list[str]
+    group_keys: list[str] = field(default_factory=list)  # "plate path|well" ("" for arrays)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -141,6 +143,7 @@ def plate_set(
     y: list[int] = []
     groups: list[int] = []
     group_names: list[str] = []
+    group_keys: list[str] = []
     group_source: list[int] = []
     for p_i, (plate, lab) in enumerate(zip(plates, labels, strict=True)):
         for well in plate.wells:
@@ -150,6 +153,7 @@ def plate_set(
                 raise LabelsError(f"label {lab[well]!r} of well {well} is not one of {class_names}")
             gid = len(group_names)
             group_names.append(f"{plate.name} {well}")
+            group_keys.append(f"{plate.path}|{well}")
             group_source.append(p_i)
             for site in plate.sites(well):
                 keys.append(SiteKey(p_i, well, int(site)))
@@ -166,6 +170,7 @@ def plate_set(
         np.asarray(group_source, dtype=np.int64),
         list(plates[0].channels),
         list(class_names),
+        group_keys,
     )
 
 
@@ -204,6 +209,7 @@ def array_set(
         np.zeros(len(uniq), dtype=np.int64),
         list(channel_names),
         list(class_names),
+        [""] * len(uniq),
     )
 
 
@@ -336,7 +342,9 @@ def foreground_map(
     """The site's foreground on a thumbnail ``crop * bin / MAP_CELLS`` times smaller."""
     if scale.crop is None:
         return None
-    factor = max(1, (scale.crop * scale.bin) // MAP_CELLS)
+    h, w = source.shape(key)
+    # about MAP_CELLS cells per crop side, and at most MAP_MAX cells per site side (a few kB)
+    factor = max(1, (scale.crop * scale.bin) // MAP_CELLS, -(-max(h, w) // MAP_MAX))
     thumb = np.asarray(source.thumbnail(key, factor), dtype=np.float32)
     low = np.asarray(stats.low, np.float32).reshape(-1, 1, 1)
     span = (np.asarray(stats.high, np.float32) - np.asarray(stats.low, np.float32)).reshape(
@@ -450,18 +458,23 @@ class BatchLoader:
         batch_size: int,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        window = max(2 * batch_size, batch_size + 4 * self.threads)
+        window = max(2 * batch_size + 1, batch_size + 4 * self.threads)
+        # a last batch of one input would fail BatchNorm in training: it joins the one before
+        starts = list(range(0, len(samples), batch_size))
+        if len(starts) > 1 and len(samples) - starts[-1] == 1:
+            starts.pop()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="dcmix-train-read") as pool:
             pending: list[Future] = []
             nxt = 0
             try:
-                for start in range(0, len(samples), batch_size):
+                for b, start in enumerate(starts):
+                    end = starts[b + 1] if b + 1 < len(starts) else len(samples)
                     while nxt < len(samples) and len(pending) < window:
                         pending.append(pool.submit(self.item, samples[nxt]))
                         nxt += 1
                     if should_stop is not None and should_stop():
                         return
-                    n = min(batch_size, len(samples) - start)
+                    n = end - start
                     arrays = [f.result() for f in pending[:n]]
                     del pending[:n]
                     while nxt < len(samples) and len(pending) < window:

@@ -21,7 +21,9 @@ a ``LabelledSet`` is built (no pixels read), then:
 
 The model passed in is never modified: training works on copies. Deterministic on the CPU for
 a seed (and a number of parallel members): every member has its own seeds for initialisation,
-sampling and augmentation; on CUDA/MPS each step runs with deterministic algorithms.
+sampling and augmentation. On CUDA/MPS members train one at a time and each step asks for
+deterministic algorithms (warn-only: kernels without a deterministic version still run, so
+accelerator runs are seeded, not guaranteed bit-identical).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +130,9 @@ def _prepare_model(
         notes.append("fresh mixing layer and class head (backbone kept)")
     else:
         net = copy.deepcopy(model)
-    if not set(class_names) <= set(net.class_names):
+    if list(net.class_names) != list(class_names):
+        # the labels index the labelled classes (sorted): a head of other (or more) classes
+        # would be trained on the wrong outputs
         net = net.with_classes(class_names, seed=seed)
         notes.append(f"fresh class head for classes {class_names}")
     return net, notes
@@ -211,7 +215,7 @@ def _fixed_samples(
     return plan_epoch(data, np.sort(chosen), scale, fg, rng, 1, augment=False, shuffle=False)
 
 
-def _recalibrate_batchnorm(net: nn.Module, batches: list[torch.Tensor]) -> None:
+def _recalibrate_batchnorm(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Running BatchNorm statistics = exact averages over (a sample of) the unaugmented
     training inputs, so that prediction sees the statistics of the final weights."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -346,24 +350,22 @@ def _fit_member(
             done=ctx.done_steps, total=ctx.total_steps,
         )  # fmt: skip
     fixed = _fixed_samples(data, job.train_idx, scale, ctx.fg, job.seed, RECALIBRATION_INPUTS)
-    with torch.no_grad():
-        batches = [
-            torch.from_numpy(xb).to(device)
-            for xb, _ in ctx.loader.batches(fixed, max(config.batch_size, 2), ctx.stop)
-        ]
-    if ctx.stop is not None and ctx.stop():
-        return None
+    size = max(config.batch_size, 2)
+
+    def on_device(samples: list) -> Iterator[torch.Tensor]:
+        """Batches streamed to the device (never all of them held at once)."""
+        for xb, _ in ctx.loader.batches(samples, size, ctx.stop):
+            yield torch.from_numpy(xb).to(device)
+
     with _deterministic(device):
         if not frozen:
-            _recalibrate_batchnorm(net, batches)
+            _recalibrate_batchnorm(net, on_device(fixed))
+        if ctx.stop is not None and ctx.stop():
+            return None
         net.eval()
-        used = []
-        left = RELEVANCE_INPUTS
-        for xb in batches:
-            used.append(xb[:left])
-            left -= len(used[-1])
-            if left <= 0:
-                break
+        used = list(on_device(fixed[:RELEVANCE_INPUTS]))
+        if ctx.stop is not None and ctx.stop():
+            return None
         net.blend_relevance = [float(v) for v in blend_relevance(net, used)]
     for p in net.parameters():
         p.requires_grad_(True)
@@ -486,10 +488,10 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def _workers(config: TrainConfig, n_jobs: int, device: torch.device) -> int:
+    if device.type != "cpu":
+        return 1  # one accelerator: members take turns (and its determinism switch is global)
     if config.parallel is not None:
         return max(1, min(config.parallel, n_jobs))
-    if device.type != "cpu":
-        return 1  # one accelerator: members take turns
     return max(1, min(n_jobs, torch.get_num_threads(), os.cpu_count() or 1))
 
 
@@ -513,6 +515,7 @@ def _train_remote(
     fg: dict,
     config: TrainConfig,
     ctx: _Context,
+    stopped: Callable[[], bool],
 ) -> Generator[TrainProgress, None, list[_Member] | None]:
     """Members, then one-vs-reference layers, as Dask tasks; yields a TrainProgress per
     finished task; returns the trained members (with held-out probabilities and per-class
@@ -528,7 +531,8 @@ def _train_remote(
     per_task = ctx.total_steps // max(1, len(tasks) + len(pairs))
     done = 0
     trained: list[_Member | None] = [None] * members
-    for i, job in run_remote(client, tasks, lambda i: f"ensemble member {i + 1}/{members}"):
+    for i, job in run_remote(client, tasks, lambda i: f"ensemble member {i + 1}/{members}",
+                             stopped):  # fmt: skip
         trained[i] = job
         done += 1
         yield TrainProgress(
@@ -539,6 +543,8 @@ def _train_remote(
             device=ctx.device_name, member=i + 1, members=members,
             done=done * per_task, total=ctx.total_steps,
         )  # fmt: skip
+    if stopped() or any(j is None for j in trained):
+        return None
     finished = [j for j in trained if j is not None]
     if pairs:
         cfg = dataclasses.replace(config, mode="mixing")
@@ -549,10 +555,12 @@ def _train_remote(
         ]
         for i, readout in run_remote(client, pair_tasks,
                                      lambda i: f"per-class layer {pairs[i][1]} of member "
-                                     f"{pairs[i][0] + 1}"):  # fmt: skip
+                                     f"{pairs[i][0] + 1}", stopped):  # fmt: skip
             j, cls = pairs[i]
             finished[j].per_class[cls] = readout
             done += 1
+            if stopped():
+                return None
             yield TrainProgress(
                 epoch=config.epochs, epochs=config.epochs, step=1, steps=1, loss=None,
                 train_accuracy=None, val_accuracy=None, importance={},
@@ -563,6 +571,16 @@ def _train_remote(
     return finished
 
 
+def _seen_by_start(model: Any, data: LabelledSet, holdouts: list[np.ndarray]) -> int:
+    """Held-out wells that the starting model (``--init``, the widget's model) was trained
+    on: their accuracy is then no evidence (its backbone learnt them with their labels)."""
+    trained = set((getattr(model, "training_info", None) or {}).get("trained_wells") or [])
+    if not trained:
+        return 0
+    held = np.flatnonzero(np.any(holdouts, axis=0)) if holdouts else []
+    return sum(1 for g in held if data.group_keys[g] and data.group_keys[g] in trained)
+
+
 def _evidence(
     data: LabelledSet,
     jobs: list[_Member],
@@ -570,6 +588,8 @@ def _evidence(
     reference: str | None,
     per_class_names: list[str],
     seed: int,
+    n_classes: int,
+    seen_by_start: int = 0,
 ) -> dict[str, Any]:
     channels, classes = data.channel_names, data.class_names
     members = np.stack([j.net.importance_vector().numpy() for j in jobs])
@@ -593,6 +613,7 @@ def _evidence(
             "n_wells": int(confusion.sum()),
             "confusion": confusion.tolist(),
             "level": "well",
+            "seen_by_start": int(seen_by_start),
         }
     per_class: dict[str, dict[str, float]] = {}
     per_class_interval: dict[str, dict[str, list[float]]] = {}
@@ -607,7 +628,7 @@ def _evidence(
         "scheme": scheme,
         "classes": list(classes),
         "channels": list(channels),
-        "chance": 1.0 / len(classes),
+        "chance": 1.0 / n_classes,  # the classes with labelled wells
         "held_out": held_out,
         "readout": "blend relevance (occlusion) x mixing weights"
         if jobs[0].net.k > 1
@@ -641,11 +662,14 @@ def _train_set(
     shapes = [data.source.shape(k) for k in {k.source: k for k in data.keys}.values()]
     scale, input_size = resolve_scale(config, base_members[0] if base_members else None, shapes)
     counts = np.bincount(data.group_labels(), minlength=len(classes))
-    ref = reference_class(classes, counts, config.reference)
+    labelled = [c for i, c in enumerate(classes) if counts[i] > 0]  # classes with wells
+    ref = reference_class(labelled, counts[counts > 0], config.reference)
     holdouts, scheme = member_holdouts(
         data.group_labels(), data.group_source, config.ensemble, config.holdout, config.seed,
         config.val_fraction,
     )  # fmt: skip
+    if config.holdout == "plate" and any(m.any() for m in holdouts):
+        scheme += "; the normalisation is estimated on every plate, the held-out one included"
     stop = threading.Event()
 
     def stopped() -> bool:
@@ -665,12 +689,19 @@ def _train_set(
         notes = notes or member_notes
         held = np.isin(data.groups, np.flatnonzero(mask))
         train_idx = all_idx[~held]
-        if len(np.unique(data.y[train_idx])) < 2:
+        missing = sorted(set(data.y[held].tolist()) - set(data.y[train_idx].tolist()))
+        if missing:
+            out = sorted({data.group_names[g].rsplit(" ", 1)[0] for g in np.flatnonzero(mask)})
             raise ModelError(
-                f"member {m + 1} of the ensemble would train on one class only after holding "
-                f"out its wells ({scheme}): label more wells of each class"
+                f"member {m + 1} of the ensemble holds out {', '.join(out)} ({scheme}) and "
+                f"would train without class(es) {', '.join(classes[i] for i in missing)}, "
+                "whose labelled wells all lie there: label wells of every class on more plates "
+                "(or hold out wells instead of plates)"
             )
         jobs.append(_Member(m, net, train_idx, all_idx[held], seed))
+    seen = _seen_by_start(model, data, holdouts)
+    if seen:
+        scheme += f"; {seen} held-out well(s) trained the model this one started from"
     for note in notes:
         yield TrainProgress(0, config.epochs, 0, 0, None, None, None, {}, note, phase="read",
                             device=device_name, members=len(jobs))  # fmt: skip
@@ -696,8 +727,16 @@ def _train_set(
     loader = BatchLoader(data, prep, cache, config.read_threads)
     steps_of = [math.ceil(len(j.train_idx) * config.crops_per_site / config.batch_size)
                 for j in jobs]  # fmt: skip
-    n_other = len(classes) - 1 if len(classes) >= 3 else 0
-    total = sum(steps_of) * config.epochs * (1 + n_other)
+    others = [c for c in labelled if c != ref] if len(labelled) >= 3 else []
+    pair_steps = [
+        math.ceil(
+            int(np.isin(data.y[j.train_idx], [classes.index(ref), classes.index(c)]).sum())
+            * config.crops_per_site / config.batch_size
+        )
+        for j in jobs
+        for c in others
+    ]  # fmt: skip
+    total = (sum(steps_of) + sum(pair_steps)) * config.epochs
     ctx = _Context(data, prep, loader, fg, config, device, device_name, total, stop.is_set)
     for job in jobs:
         job.net.normalisation = stats
@@ -712,12 +751,11 @@ def _train_set(
 
         return run
 
-    others = [c for c in classes if c != ref] if n_other else []
     pairs = [(j, c) for j in range(len(jobs)) for c in others]
     if client is not None:
         workers = f"Dask workers ({_client_text(client)})"
         outcome = yield from _train_remote(client, remote, data, jobs, pairs, ref, scale,
-                                           input_size, stats, fg, config, ctx)  # fmt: skip
+                                           input_size, stats, fg, config, ctx, stopped)  # fmt: skip
         if outcome is None:
             return TrainResult(model=None, cancelled=True)
         jobs = outcome
@@ -739,7 +777,7 @@ def _train_set(
                 return TrainResult(model=None, cancelled=True)
             for (job_i, cls), readout in zip(pairs, outcomes, strict=True):
                 jobs[job_i].per_class[cls] = readout
-    evidence = _evidence(data, jobs, scheme, ref, others, config.seed)
+    evidence = _evidence(data, jobs, scheme, ref, others, config.seed, len(labelled), seen)
     history = [rec for job in jobs for rec in job.history]
     members = []
     for job in jobs:
@@ -762,6 +800,7 @@ def _train_set(
         "n_wells": len(data.group_names),
         "members": len(jobs),
         "holdout_scheme": scheme,
+        "trained_wells": sorted(k for k in data.group_keys if k),
         "parallel_members": workers,
         "train_seconds": round(time.perf_counter() - t0, 3),
         "device_used": device_name,
@@ -914,5 +953,8 @@ def train(
             raise ModelError(
                 "training on a Dask cluster needs one opener per plate (how a worker reopens it)"
             )
-        remote = Rebuild(channels, classes, openers=list(openers), labels=label_list)
+        from napari_dcmix.model.remote_training import keys_digest
+
+        remote = Rebuild(channels, classes, openers=list(openers), labels=label_list,
+                         keys_digest=keys_digest(data.keys))  # fmt: skip
     return (yield from _train_set(model, data, config, should_stop, info, client, remote))
