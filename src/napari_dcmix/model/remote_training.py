@@ -11,7 +11,6 @@ trained member back. A worker that dies has its members rerun by Dask; each come
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +29,30 @@ class Rebuild:
     x: np.ndarray | None = None
     y: np.ndarray | None = None
     groups: np.ndarray | None = None
+    keys_digest: str = ""  # the client's labelled sites: a worker must see the same ones
 
     def labelled_set(self) -> Any:
+        from napari_dcmix.errors import ModelError
         from napari_dcmix.model.sites import array_set, plate_set
 
-        if self.openers is not None:
-            return plate_set([open_() for open_ in self.openers], self.labels, self.classes)
-        return array_set(self.x, self.y, self.groups, self.channels, self.classes)
+        if self.openers is None:
+            return array_set(self.x, self.y, self.groups, self.channels, self.classes)
+        data = plate_set([open_() for open_ in self.openers], self.labels, self.classes)
+        if self.keys_digest and keys_digest(data.keys) != self.keys_digest:
+            raise ModelError(
+                "a Dask worker sees other sites of the plates than this process (files added "
+                "or removed since, or another copy of the plates at the same path): the held-out "
+                "wells would not be the ones chosen; give the workers the same plates"
+            )
+        return data
+
+
+def keys_digest(keys: Sequence[Any]) -> str:
+    """A digest of the labelled sites' keys (plate index, well, site), in order."""
+    import hashlib
+
+    text = "\n".join(f"{k.source}|{k.well}|{k.site}" for k in keys)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -84,13 +100,22 @@ def run_member_task(task: MemberTask) -> Any:
     return job
 
 
-def run_remote(client: Any, tasks: Sequence[MemberTask], describe: Callable[[int], str]) -> Any:
-    """Generator: ``(index, outcome)`` per finished task (each exactly once)."""
+def run_remote(
+    client: Any,
+    tasks: Sequence[MemberTask],
+    describe: Callable[[int], str],
+    stopped: Callable[[], bool] | None = None,
+) -> Any:
+    """Generator: ``(index, outcome)`` per finished task (each exactly once); when
+    ``stopped()`` becomes true the tasks left are cancelled and it ends."""
     from napari_dcmix.screen import run_tasks
 
-    yield from run_tasks(client, run_member_task, [(t,) for t in tasks], describe=describe,
-                         key_prefix="dcmix-member")  # fmt: skip
-
-
-def with_pair(task: MemberTask, job: Any, pair: tuple[str, str], config: Any) -> MemberTask:
-    return dataclasses.replace(task, job=job, pair=pair, config=config)
+    gen = run_tasks(client, run_member_task, [(t,) for t in tasks], describe=describe,
+                    key_prefix="dcmix-member")  # fmt: skip
+    try:
+        for item in gen:
+            yield item
+            if stopped is not None and stopped():
+                return
+    finally:
+        gen.close()  # cancels the futures still pending
