@@ -188,24 +188,20 @@ def _evidence(**changes):
     return evidence
 
 
-class Scale:
-    def __str__(self) -> str:
-        return "0.65 µm/px"
-
-
 def test_chart_states_from_the_models_evidence(widget, evidence_model):
     from napari_dcmix.figures import GREY
+    from napari_dcmix.model.scale import PixelScale
 
     chart = widget.chart
     model = evidence_model(STAINS, ["control", "treated"], _evidence())
-    model.scale = Scale()
+    model.scale = PixelScale(bin=2, crop=96)
     widget.load_model(model)
     assert chart.caption.text().startswith("Mito drives the prediction")
     assert "0.95 (0.80-0.99, 24 wells)" in chart.held_out.text()
     assert chart.interval[STAINS.index("Mito")] == [0.45, 0.65]
     assert len(chart.figure.axes) == 2  # the bars and the confusion matrix beside them
     assert len(chart._ax.collections) == 1  # the intervals' error bars
-    assert "pixel scale: 0.65 µm/px" in widget.model_section.info.text()
+    assert "pixel scale: bin 2, crop 96 px" in widget.model_section.info.text()
 
     chance = {**_evidence()["held_out"], "balanced_accuracy": 0.5, "interval": [0.3, 0.7]}
     widget.load_model(evidence_model(STAINS, ["control", "treated"], _evidence(held_out=chance)))

@@ -80,7 +80,9 @@ def test_plugin_docks_from_the_manifest(viewer, synth_plate):
     assert dcmix.viewer is viewer and chart.viewer is viewer
     viewer.open(str(synth_plate.path), plugin="napari-dcmix")
     assert dcmix.plate is not None and dcmix.plate.name == synth_plate.name  # adopted
-    assert len(viewer.layers) == 8  # the reader's layers and the empty overlays, no duplicate
+    names = [layer.name for layer in viewer.layers]
+    assert len(names) == len(set(names)) == 9  # the reader's layers, the overlays, one crop
+    assert "one crop" in names and "wells" in names
     dcmix.show_importance({"DNA": 0.1, "Mito": 0.9})
     assert chart.ranking() == ["Mito", "DNA"]  # the menu's chart follows the widget
     dcmix.set_annotations({"A01": "control"})

@@ -127,15 +127,15 @@ def test_finetune_finds_the_phenotype_and_cancel_keeps_the_model(session, synth_
     assert ("importance_preview", (None, "")) in seen
 
     seen.clear()
-    result = drain(session.fine_tune(mode="all", epochs=5, mixing_lr=0.05, seed=0, ensemble=2))
+    result = drain(session.fine_tune(mode="all", epochs=10, mixing_lr=0.2, seed=0, ensemble=2))
     assert result.model is session.model and session.model_dirty
     info = session.model.training_info  # the overrides were used, not the defaults
-    assert (info["mode"], info["epochs"], info["mixing_lr"]) == ("all", 5, 0.05)
+    assert (info["mode"], info["epochs"], info["mixing_lr"]) == ("all", 10, 0.2)
     assert len(session.model.members) == 2
-    assert len(session.history) == 5 * 2 and len(session.runs) == 1  # every member's epochs
+    assert len(session.history) == 10 * 2 and len(session.runs) == 1  # every member's epochs
     previews = {a[1] for n, a in seen if n == "importance_preview" and a[0] is not None}
     assert previews == {f"Channel importance (member {m}/2, epoch {e})"
-                        for m in (1, 2) for e in range(1, 6)}  # fmt: skip
+                        for m in (1, 2) for e in range(1, 11)}  # fmt: skip
     ranking = sorted(session.model.channel_importance().items(), key=lambda kv: -kv[1])
     assert ranking[0][0] == "Mito"
     assert ("model_changed", ()) in seen
