@@ -478,7 +478,9 @@ class OtherCpu:
         if busy is None or self._busy is None:
             return
         self.seconds = max(0.0, (busy - self._busy) - (own - self._own))
-        self.share = self.seconds / ((os.cpu_count() or 1) * self.wall) if self.wall else 0.0
+        machine = (os.cpu_count() or 1) * self.wall
+        # (/proc/stat counts in clock ticks: clamp the rounding above a busy machine's 100 %)
+        self.share = min(1.0, self.seconds / machine) if machine else 0.0
 
 
 def mixing_overhead(model: Any, x: np.ndarray, repeats: int) -> dict[str, float]:
@@ -621,6 +623,14 @@ def fmt_table(rows: Sequence[tuple[str, str, str]]) -> str:
 
 def verdict(met: bool) -> str:
     return "MET" if met else "MISSED"
+
+
+def target_met(layout: str, ratio: float, bound: float) -> bool:
+    """The throughput target of a plate: compressed plates reach ``BOUND_TARGET`` of their
+    CPU-share bound, the others (TIFF, tiles) ``CEILING_TARGET`` of the forward ceiling."""
+    if layout in COMPRESSED:
+        return ratio >= BOUND_TARGET * bound
+    return ratio >= CEILING_TARGET
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -795,22 +805,21 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
                      f"({n_big / sub_wall / ceiling:.2f}x ceiling)"))  # fmt: skip
         share = (f"CPU share F/(F+R) {bound:.2f} (F {f_ms:.1f} + R {reader_ms[layout]:.1f} "
                  "ms/img)")  # fmt: skip
+        met = target_met(layout, ratio, bound)
         if layout in COMPRESSED:
-            met = ratio >= BOUND_TARGET * bound
             rows.append((f"(c) ratio (b)/(a) ({layout})", f"{ratio:.2f}",
                          f"{ratio / bound:.2f} of its {share}: target >= {BOUND_TARGET} of it: "
                          f"{verdict(met)}; per round {per_round}"))  # fmt: skip
         else:
-            met = ratio >= CEILING_TARGET
             rows.append((f"(c) ratio (b)/(a) ({layout})", f"{ratio:.2f}",
                          f"target >= {CEILING_TARGET}: {verdict(met)}; per round {per_round}; "
                          f"{share}"))  # fmt: skip
         ok &= met
     wall = statistics.median(w for w, _ in e2e["tiled"])
     ratio = statistics.median(ratios["tiled"])
-    met = ratio >= CEILING_TARGET
-    ok &= met
     bound = f_ms / (f_ms + reader_ms["tiled"] / tiles)
+    met = target_met("tiled", ratio, bound)
+    ok &= met
     rows.append(("(b) tiled, in-process (tiff)", f"{n_small * tiles / wall:.1f} tiles/s",
                  f"{small} wells = {n_small} sites x {tiles} tiles, {wall:.2f} s, median of "
                  f"{rounds}; {n_small / wall:.1f} sites/s"))  # fmt: skip
