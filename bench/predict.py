@@ -12,7 +12,8 @@ default ensemble itself gets one informational line.
     (images/s), batches of ``--batch-size`` (the CLI default, 32), softmax included, measured
     two ways: one forward pass at a time with torch's ``--threads`` intra-op threads, and
     ``--threads`` forward threads of one intra-op thread each running batches side by side
-    (what ``predict_plate`` does on the CPU). The better of the two, per round, is the ceiling.
+    (what ``predict_plate`` does on the CPU). Both are measured just before each timed run,
+    and that run's ratio (c) is to the better of the two.
 (b) end to end: ``napari-dcmix predict PLATE --model MODEL --out CSV`` on a 96-well x 4-site x
     5-channel uint16 plate on disk (``--site-size`` px, default 512): TIFF, and OME-Zarr as
     the two common writers store it (ome-zarr-py / zarr 3: v0.5, zstd, a chunk per site;
@@ -26,7 +27,10 @@ default ensemble itself gets one informational line.
     image at the ceiling, R the CPU that reading, decoding and preprocessing one site cost
     alone on one thread (``SiteLoader``, what a reader thread of ``predict_plate`` does). When
     the forward keeps every core busy, reading takes its CPU from the forward, so the ratio
-    cannot exceed F / (F + R) by much.
+    cannot exceed F / (F + R) by much. Beside it, F' and R': the same two kinds of work run
+    side by side in plain threads, with no pipeline between them (``side_by_side_cpu_ms``);
+    sharing the cores' caches makes each dearer, and F / (F' + R') is the most any pipeline
+    could reach on this machine.
 (d) peak memory: RSS high-water mark of the in-process run (above the RSS just before it; the
     kernel's VmHWM is reset through /proc/self/clear_refs, else RSS is sampled with psutil) and
     the subprocess's peak RSS (``wait4``), for the big plate and a 4x smaller one: bounded
@@ -443,6 +447,62 @@ def parallel_ceiling_sample(
     return n / dt, dc / n
 
 
+def side_by_side_cpu_ms(model: Any, x: np.ndarray, plate_path: Path, threads: int,
+                       read_threads: int, n_batches: int) -> tuple[float, float]:  # fmt: skip
+    """(F', R'): CPU ms per image of the forward and per site of the reader work when both run
+    at once, with no pipeline between them: ``threads`` forward threads of one intra-op thread
+    (``torch_thread_team``, ``n_batches`` batches in all) while ``read_threads`` plain threads
+    run ``SiteLoader`` over the plate's sites. Sharing the cores' caches and memory bandwidth
+    makes each dearer than alone (F, R); F / (F' + R') is then the most a pipeline can reach
+    relative to the ceiling, whatever it does."""
+    import torch
+
+    from napari_dcmix.model import inference
+    from napari_dcmix.plate import open_plate
+
+    plate = open_plate(plate_path)
+    keys = list(plate.site_keys())
+    load = inference.SiteLoader(plate, inference._Runner(model, torch.device("cpu")))
+    stop = threading.Event()
+    read_cpu = [0.0] * read_threads
+    read_n = [0] * read_threads
+
+    def reader(i: int) -> None:
+        j = i
+        load(keys[j % len(keys)])  # warm-up, not counted
+        c0 = time.thread_time()
+        while not stop.is_set():
+            j += read_threads
+            load(keys[j % len(keys)])
+            read_n[i] += 1
+        read_cpu[i] = time.thread_time() - c0
+
+    t = torch.from_numpy(x)
+    model.eval()
+    per_thread = max(1, n_batches // threads)
+
+    def forward() -> float:
+        c0 = time.thread_time()
+        with torch.inference_mode():
+            for _ in range(per_thread):
+                torch.softmax(model(t).float(), dim=1)
+        return time.thread_time() - c0
+
+    with torch_thread_team(threads) as run:
+        run(forward)  # warm-up, alone
+        readers = [threading.Thread(target=reader, args=(i,)) for i in range(read_threads)]
+        for r in readers:
+            r.start()
+        try:
+            forward_cpu = sum(run(forward))
+        finally:
+            stop.set()
+            for r in readers:
+                r.join()
+    f = forward_cpu / (per_thread * threads * len(x)) * 1e3
+    return f, sum(read_cpu) / max(1, sum(read_n)) * 1e3
+
+
 def _machine_busy_s() -> float | None:
     """CPU seconds all processes have used since boot (user, nice, system, irq, softirq and the
     hypervisor's steal, from /proc/stat), or None where /proc/stat is missing."""
@@ -710,31 +770,42 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
     other: list[float] = []
     mem: dict[tuple[str, int], float] = {}
     method = ""
+    side: dict[str, list[tuple[float, float]]] = {lay: [] for lay in LAYOUTS}
+
+    def ceiling_now(r: int) -> float:
+        """Both ceilings, in alternating order, just before a timed run: the better one."""
+        samples = [lambda: ceil_one.append(ceiling_sample(whole, x, ceiling_batches))]
+        if threads > 1:
+            samples.append(lambda: ceil_par.append(
+                parallel_ceiling_sample(whole, x, ceiling_batches, threads)))  # fmt: skip
+        for sample in samples if r % 2 == 0 else samples[::-1]:
+            sample()
+        return max(ceil_one[-1][0], ceil_par[-1][0] if threads > 1 else 0.0)
+
     for r in range(rounds):
         with OtherCpu() as busy:
-            samples = [lambda: ceil_one.append(ceiling_sample(whole, x, ceiling_batches))]
-            if threads > 1:
-                samples.append(lambda: ceil_par.append(
-                    parallel_ceiling_sample(whole, x, ceiling_batches, threads)))  # fmt: skip
-            for sample in samples if r % 2 == 0 else samples[::-1]:
-                sample()
-            ceiling_r = max(ceil_one[-1][0], ceil_par[-1][0] if ceil_par else 0.0)
             for layout in LAYOUTS:
-                with PeakRss() as pk:
-                    e2e[layout].append(cli_inprocess(plates[layout, big], whole_path, out, args))
-                mem[layout, big] = max(mem.get((layout, big), 0.0), pk.delta)
-                method = pk.method
-                ratios[layout].append(n_big / e2e[layout][-1][0] / ceiling_r)
+                for n in (big, small):  # (d): both plates in every round, the peak of the rounds
+                    ceiling_r = ceiling_now(r) if n == big else 0.0
+                    with PeakRss() as pk:
+                        timed = cli_inprocess(plates[layout, n], whole_path, out, args)
+                    mem[layout, n] = max(mem.get((layout, n), 0.0), pk.delta)
+                    method = pk.method
+                    if n == big:
+                        e2e[layout].append(timed)
+                        ratios[layout].append(n_big / timed[0] / ceiling_r)
+                if threads > 1:
+                    side[layout].append(side_by_side_cpu_ms(
+                        whole, x, plates[layout, big], threads, args.read_threads,
+                        ceiling_batches))  # fmt: skip
+            ceiling_r = ceiling_now(r)
             e2e["tiled"].append(cli_inprocess(plates["tiff", small], tiled_path, out, args))
             ratios["tiled"].append(n_small * tiles / e2e["tiled"][-1][0] / ceiling_r)
         other.append(busy.share)
         load.append(os.getloadavg())
-    # (d) the small plate in-process, and both plates as subprocesses (wall + peak RSS)
+    # (d) both plates as subprocesses (wall + peak RSS)
     sub: dict[tuple[str, int], tuple[float, float]] = {}
     for layout in LAYOUTS:
-        with PeakRss() as pk:
-            cli_inprocess(plates[layout, small], whole_path, out, args)
-        mem[layout, small] = pk.delta
         for n in (big, small):
             sub[layout, n] = cli_subprocess(plates[layout, n], whole_path, out, args)
         load.append(os.getloadavg())
@@ -787,8 +858,8 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
                      f"({par_cpu:.1f} ms CPU/img)")  # fmt: skip
     rows.append(("(a) forward ceiling", f"{ceiling:.1f} img/s",
                  f"the better of: {'; '.join(modes)}; model(x)+softmax on a pre-loaded "
-                 f"preprocessed batch of {args.batch_size}, median of {rounds} rounds x "
-                 f"{ceiling_batches} batches"))  # fmt: skip
+                 f"preprocessed batch of {args.batch_size}, {ceiling_batches} batches, "
+                 f"measured just before each timed run: median of {len(ceil_one)}"))  # fmt: skip
     ok = True
     for layout in LAYOUTS:
         wall = statistics.median(w for w, _ in e2e[layout])
@@ -805,6 +876,11 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
                      f"({n_big / sub_wall / ceiling:.2f}x ceiling)"))  # fmt: skip
         share = (f"CPU share F/(F+R) {bound:.2f} (F {f_ms:.1f} + R {reader_ms[layout]:.1f} "
                  "ms/img)")  # fmt: skip
+        if side[layout]:
+            f2 = statistics.median(v[0] for v in side[layout])
+            r2 = statistics.median(v[1] for v in side[layout])
+            share += (f"; side by side F' {f2:.1f} + R' {r2:.1f}: F/(F'+R') "
+                      f"{f_ms / (f2 + r2):.2f}")  # fmt: skip
         met = target_met(layout, ratio, bound)
         if layout in COMPRESSED:
             rows.append((f"(c) ratio (b)/(a) ({layout})", f"{ratio:.2f}",

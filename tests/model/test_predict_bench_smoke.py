@@ -131,3 +131,21 @@ def test_thread_team_restores_torch_default(bench):
         t.join()
         assert fresh["n"] == before
     assert torch.get_num_threads() == before
+
+
+def test_side_by_side_costs_both_kinds_of_work(bench, tmp_path):
+    """Forward threads and plain reader threads run at once; both costs are measured."""
+    from napari_dcmix.model import build_model
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.plate.normalise import estimate_channel_stats
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    channels = ["DNA", "ER", "Mito"]
+    synth = write_synthetic_plate(tmp_path, layout="tiff", n_wells=2, sites=2, image_size=32,
+                                  channels=channels, seed=0)  # fmt: skip
+    model = build_model(channels, ["a", "b"], input_size=16, seed=0)
+    model.normalisation = estimate_channel_stats(open_plate(synth.path))
+    x = np.zeros((8, 3, 16, 16), np.float32)
+    f, r = bench.side_by_side_cpu_ms(model, x, synth.path, threads=2, read_threads=2,
+                                     n_batches=4)  # fmt: skip
+    assert 0 < f < 1000 and 0 < r < 1000, (f, r)
