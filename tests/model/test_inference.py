@@ -80,12 +80,18 @@ def test_progress_memory_window_and_cancel(array_plate, model) -> None:
     events = list(_drain(gen))
     assert [e.done for e in events] == [4, 8, 12, 16, 20, 24]
     assert all(e.total == 24 and e.device == "cpu" for e in events)
-    # bounded window: stopping after the first batch reads far fewer than all sites
+    # bounded window: stopping after the first batch reads far fewer than all sites: at most
+    # the read-ahead window (max(2 x 2 sites, 2 + 2 x 2 read threads) = 6) plus the batch each
+    # forward thread holds
+    from napari_dcmix.model.inference import forward_split
+
     plate.reads = 0
     calls = iter(range(100))
-    result = _run(predict_plate(model, plate, device="cpu", batch_size=2,
+    result = _run(predict_plate(model, plate, device="cpu", batch_size=2, read_threads=2,
                                 should_stop=lambda: next(calls) >= 1))  # fmt: skip
-    assert len(result.sites) == 2 and plate.reads <= 8
+    in_flight = 2 * max(1, len(forward_split(torch.device("cpu"))))
+    assert len(result.sites) == 2 and plate.reads <= 6 + in_flight
+    assert not [t for t in threading.enumerate() if t.name.startswith("dcmix-forward")]
 
 
 def test_reads_run_in_background_threads(array_plate, model) -> None:
@@ -226,3 +232,83 @@ def test_device_preprocessing_matches_host(model, dtype, hw) -> None:
     np.testing.assert_allclose(on_device, host[:, 0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(runner._device_preprocess(list(raw)).numpy(), on_device, atol=0)
     np.testing.assert_allclose(runner(list(raw), raw=True), runner(host), atol=1e-6, rtol=0)
+
+
+def test_forward_split_and_pool_threads() -> None:
+    """Forward threads share torch's intra-op threads; each keeps its own setting, and the
+    caller's setting and torch's default (what a new thread gets) are left as they were."""
+    from napari_dcmix.model import inference as inf
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert inf.forward_split(cpu) == [2, 1]
+        assert inf.forward_split(cpu, threads=0) == [] and inf.forward_split(cpu, 1) == []
+        assert inf.forward_split(torch.device("meta")) == []  # only the CPU runs forward threads
+        torch.set_num_threads(1)
+        assert inf.forward_split(cpu) == []
+        torch.set_num_threads(2)
+        assert inf.forward_split(cpu) == [1, 1]
+        with inf.forward_pool([2, 1]) as pool:
+            assert torch.get_num_threads() == 2  # the caller's setting
+            seen = {}
+            barrier = threading.Barrier(2)
+
+            def probe() -> None:
+                barrier.wait()  # two tasks at once: one in each pool thread
+                seen[threading.current_thread().name] = torch.get_num_threads()
+
+            for fut in [pool.submit(probe) for _ in range(2)]:
+                fut.result()
+            assert sorted(seen.values()) == [1, 2]
+        assert torch.get_num_threads() == 2
+        with inf.forward_pool([1, 1]):
+            fresh = {}
+            t = threading.Thread(target=lambda: fresh.setdefault("n", torch.get_num_threads()))
+            t.start()
+            t.join()
+            assert fresh["n"] == 2  # torch's default for new threads is restored
+        with inf.forward_pool([]) as none:
+            assert none is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_forward_threads_same_predictions_in_order(array_plate, model, monkeypatch) -> None:
+    """Forward passes in forward threads (torch at 2 threads here: 2 x 1) give the predictions of
+    forward passes on the calling thread, in plate order, with a bad site skipped in place."""
+    from napari_dcmix.model import inference as inf
+
+    plate, _ = array_plate
+    original = plate.read
+
+    def read(well, site):
+        if (well, site) == ("A03", 2):
+            raise OSError("simulated unreadable site")
+        return original(well, site)
+
+    plate.read = read
+    where: dict[int | None, set[str]] = {}
+    runner_call = inf._Runner.__call__
+
+    def call(self, batch, raw=False):
+        where.setdefault(inf.FORWARD_THREADS, set()).add(threading.current_thread().name)
+        return runner_call(self, batch, raw)
+
+    monkeypatch.setattr(inf._Runner, "__call__", call)
+    results = {}
+    for threads in (0, None):
+        monkeypatch.setattr(inf, "FORWARD_THREADS", threads)
+        results[threads] = predict_plate_all(model, plate, device="cpu", batch_size=3,
+                                             skip_bad_sites=True)  # fmt: skip
+    old, new = results[0], results[None]
+    keys = [k for k in plate.site_keys() if k != ("A03", 2)]
+    assert [(p.well, p.site) for p in new.sites] == [(p.well, p.site) for p in old.sites] == keys
+    skipped = [[(s.well, s.site) for s in r.skipped] for r in (old, new)]
+    assert skipped == [[("A03", 2)], [("A03", 2)]]
+    new_p, old_p = (np.stack([p.probs for p in r.sites]) for r in (new, old))
+    np.testing.assert_allclose(new_p, old_p, atol=1e-6, rtol=0)
+    assert where[0] == {threading.current_thread().name}
+    assert where[None] and all(n.startswith("dcmix-forward") for n in where[None])
+    assert len(where[None]) == 2  # both forward threads took batches

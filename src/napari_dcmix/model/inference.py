@@ -11,7 +11,14 @@ the forward pass, so memory stays bounded whatever the plate size, and reading o
 
 - CPU: the reader threads also bin, resize or tile, and normalise each site (``SitePrep``, the
   transform training uses: exact numpy block means, so no torch op and no extra OpenMP thread
-  team runs in the readers) and the main thread only stacks and runs the model.
+  team runs in the readers); the calling thread stacks batches and hands them to forward
+  threads (``forward_split``): with torch at N > 1 intra-op threads, two forward threads run
+  consecutive batches at once, each with its share of the N (1 each on a 2-core machine),
+  and their results are collected in order. Why: the readers' CPU comes from the cores the
+  forward uses. With one forward pass of N OpenMP threads, a reader that preempts one of them
+  stalls the whole parallel op (its other threads spin at the op's barrier), so each
+  millisecond of reading cost more than a millisecond of forward; forward threads of their
+  own each lose only the time they are preempted (``bench/predict.py`` measures both).
 - CUDA: the reader threads only read the raw site arrays (uint16 etc., no float conversion on
   the host); each batch is copied into a reused pinned buffer, transferred non-blocking, and
   binned, resized (``avg_pool2d`` for integer factors, which equals area interpolation, else
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
@@ -52,7 +60,14 @@ from napari_dcmix.model.scale import check_max_tiles, tile_grid
 from napari_dcmix.model.sites import SitePrep
 from napari_dcmix.plate.normalise import check_finite
 
-__all__ = ["blended_images", "predict_arrays", "predict_plate", "predict_plate_all"]
+__all__ = [
+    "blended_images",
+    "forward_pool",
+    "forward_split",
+    "predict_arrays",
+    "predict_plate",
+    "predict_plate_all",
+]
 
 
 def _model_on(model: DcmixClassifier, device: torch.device) -> DcmixClassifier:
@@ -254,6 +269,67 @@ class _Runner:
                 self.max_sites = None
 
 
+# Forward threads of CPU plate prediction: None = ``MAX_FORWARD_THREADS`` (at most one per torch
+# intra-op thread); 0 or 1 = every forward pass on the calling thread (the previous behaviour,
+# kept for comparisons in bench/predict_ab.py and tests).
+FORWARD_THREADS: int | None = None
+MAX_FORWARD_THREADS = 2
+_THREADS_LOCK = threading.Lock()  # torch.set_num_threads also sets a process-wide default
+
+
+def forward_split(device: torch.device, threads: int | None = None) -> list[int]:
+    """Intra-op threads of each CPU forward thread for ``predict_plate`` (their sum is
+    ``torch.get_num_threads()``); ``[]``: forward passes run on the calling thread (CUDA, MPS,
+    one torch thread, or ``FORWARD_THREADS`` 0 / 1)."""
+    if device.type != "cpu":
+        return []
+    total = torch.get_num_threads()
+    wanted = FORWARD_THREADS if threads is None else threads
+    n = min(total, MAX_FORWARD_THREADS if wanted is None else max(0, int(wanted)))
+    if n <= 1:
+        return []
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+@contextlib.contextmanager
+def forward_pool(split: Sequence[int]) -> Generator[ThreadPoolExecutor | None, None, None]:
+    """A pool of ``len(split)`` threads, thread i running torch ops with ``split[i]`` intra-op
+    threads (None for an empty split). The calling thread's setting and torch's process-wide
+    default are restored before the pool is used; the pool's threads keep theirs."""
+    if not split:
+        yield None
+        return
+    todo = list(split)
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(todo))
+
+    def init() -> None:  # once in each pool thread (the barrier keeps the tasks on distinct ones)
+        try:
+            with lock:
+                torch.set_num_threads(todo.pop())
+                torch.get_num_threads()  # torch's per-thread setup reads the default now
+        except BaseException:
+            barrier.abort()
+            raise
+        barrier.wait()
+
+    with _THREADS_LOCK:
+        prev = torch.get_num_threads()
+        pool = ThreadPoolExecutor(len(todo), thread_name_prefix="dcmix-forward")
+        try:
+            for fut in [pool.submit(init) for _ in range(len(todo))]:
+                fut.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            torch.set_num_threads(prev)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @contextlib.contextmanager
 def _eval(model: torch.nn.Module):
     was_training = model.training
@@ -333,6 +409,40 @@ def _site_error(exc: BaseException, plate: Any, well: str, site: int) -> PlateEr
     return PlateError(text if named else f"{site_name(plate, well, site)}: {text}")
 
 
+class SiteLoader:
+    """What a reader thread of ``predict_plate`` does for one site ``(well, site)``: read it
+    (``Plate.read_with_notes``), check it, and on the CPU path bin, resize or tile and normalise
+    it (``_Runner.host_tiles``). Returns the network inputs ``(T, C, S, S)`` (raw pixels when
+    the runner preprocesses on the device) and the site's notes, with ``input_notes``."""
+
+    def __init__(self, plate: Any, runner: _Runner) -> None:
+        self.plate = plate
+        self.runner = runner
+        # fixed for the run: after a CUDA fallback to the CPU, raw sites still come (the runner
+        # preprocesses raw batches on the host then)
+        self.on_device = runner.preprocess_on_device
+        self.channels = list(runner.model.channel_names)
+        self.norm_low = runner.normaliser.low[:, 0, 0]
+        self.norm_scale = runner.normaliser.scale[:, 0, 0]
+
+    def __call__(self, key: tuple[str, int]) -> tuple[np.ndarray, list[str]]:
+        plate, (well, site) = self.plate, key
+        name = site_name(plate, well, site)
+        try:
+            image, notes = _read_site(plate, well, site)
+        except (DcmixError, OSError) as exc:
+            raise _site_error(exc, plate, well, site) from None
+        if image.ndim != 3:
+            raise ModelError(f"{name}: expected (C, H, W), found shape {image.shape}")
+        check_finite(image, name)
+        if self.on_device:  # the raw range through the (monotone) normalisation, on the host
+            low = (image.min(axis=(1, 2)).astype(np.float32) - self.norm_low) * self.norm_scale
+            high = (image.max(axis=(1, 2)).astype(np.float32) - self.norm_low) * self.norm_scale
+            return image, notes + input_notes(low, high, self.channels)
+        x = self.runner.host_tiles(image)  # (T, C, S, S): what the network sees
+        return x, notes + input_notes(x.min(axis=(0, 2, 3)), x.max(axis=(0, 2, 3)), self.channels)
+
+
 def predict_plate(
     model: DcmixClassifier,
     plate: Any,
@@ -372,77 +482,81 @@ def predict_plate(
     )
     total = len(keys)
 
-    on_device = runner.preprocess_on_device
-    channels = list(model.channel_names)
-    norm_low, norm_scale = runner.normaliser.low[:, 0, 0], runner.normaliser.scale[:, 0, 0]
+    load = SiteLoader(plate, runner)
+    on_device = load.on_device
 
-    def load(key: tuple[str, int]) -> tuple[np.ndarray, list[str]]:
-        """Read one site; on the CPU path also bin, resize or tile and normalise it."""
-        well, site = key
-        name = site_name(plate, well, site)
-        try:
-            image, notes = _read_site(plate, well, site)
-        except (DcmixError, OSError) as exc:
-            raise _site_error(exc, plate, well, site) from None
-        if image.ndim != 3:
-            raise ModelError(f"{name}: expected (C, H, W), found shape {image.shape}")
-        check_finite(image, name)
-        if on_device:  # the raw range through the (monotone) normalisation, on the host
-            low = (image.min(axis=(1, 2)).astype(np.float32) - norm_low) * norm_scale
-            high = (image.max(axis=(1, 2)).astype(np.float32) - norm_low) * norm_scale
-            return image, notes + input_notes(low, high, channels)
-        x = runner.host_tiles(image)  # (T, C, S, S): what the network sees
-        return x, notes + input_notes(x.min(axis=(0, 2, 3)), x.max(axis=(0, 2, 3)), channels)
+    def forward(arrays: list[np.ndarray]) -> np.ndarray:
+        if not arrays:
+            return np.zeros((0, len(model.class_names)))
+        if not on_device:
+            return runner(np.stack(arrays))
+        if len({(a.shape, a.dtype) for a in arrays}) == 1:
+            return runner(arrays, raw=True)
+        # mixed site shapes cannot share a device batch: preprocess on the host
+        return runner(np.stack([runner.host_tiles(a) for a in arrays]))
 
     threads = max(1, int(read_threads))
     window = max(2 * per_batch, per_batch + 2 * threads)
     if tiles > 1:  # whole tiled sites are large: keep fewer of them in flight
         window = max(2 * per_batch, per_batch + threads + 1)
+    split = forward_split(runner.device)
     pending: deque[tuple[tuple[str, int], Future]] = deque()
+    # batches handed to the forward pass: (keys, notes, skipped, sites taken, probabilities),
+    # recorded into the result in order when their probabilities are collected
+    inflight: deque[tuple[list, list[list[str]], list[SkippedSite], int, Future]] = deque()
     next_key = 0
+    taken = 0
     done = 0
+
+    def refill() -> None:
+        nonlocal next_key
+        while next_key < total and len(pending) < window:
+            pending.append((keys[next_key], pool.submit(load, keys[next_key])))
+            next_key += 1
+
     with (
         ThreadPoolExecutor(threads, thread_name_prefix="dcmix-read") as pool,
         _eval(model),
         _eval(runner.net),
+        forward_pool(split) as fpool,
     ):
         try:
             while done < total:
-                while next_key < total and len(pending) < window:
-                    pending.append((keys[next_key], pool.submit(load, keys[next_key])))
-                    next_key += 1
+                refill()
                 if should_stop is not None and should_stop():
                     break
-                n = min(per_batch, len(pending))
-                batch_keys: list[tuple[str, int]] = []
-                arrays: list[np.ndarray] = []
-                batch_notes: list[list[str]] = []
-                for _ in range(n):
-                    key, fut = pending.popleft()
-                    try:
-                        array, notes = fut.result()
-                    except PlateError as exc:
-                        if not skip_bad_sites:
-                            raise
-                        reason = str(exc).removeprefix(f"{site_name(plate, *key)}: ")
-                        result.skipped.append(SkippedSite(key[0], key[1], reason))
-                        continue
-                    batch_keys.append(key)
-                    arrays.append(array)
-                    batch_notes.append(notes)
-                # Refill before the forward pass so reading overlaps compute.
-                while next_key < total and len(pending) < window:
-                    pending.append((keys[next_key], pool.submit(load, keys[next_key])))
-                    next_key += 1
-                if not arrays:
-                    probs = np.zeros((0, len(model.class_names)))
-                elif not on_device:
-                    probs = runner(np.stack(arrays))
-                elif len({(a.shape, a.dtype) for a in arrays}) == 1:
-                    probs = runner(arrays, raw=True)
-                else:  # mixed site shapes cannot share a device batch: preprocess on the host
-                    probs = runner(np.stack([runner.host_tiles(a) for a in arrays]))
-                del arrays
+                # hand out batches until every forward thread has one (or the sites run out)
+                while taken < total and len(inflight) < max(1, len(split)):
+                    n = min(per_batch, len(pending))
+                    batch_keys: list[tuple[str, int]] = []
+                    arrays: list[np.ndarray] = []
+                    batch_notes: list[list[str]] = []
+                    skipped: list[SkippedSite] = []
+                    for _ in range(n):
+                        key, fut = pending.popleft()
+                        try:
+                            array, notes = fut.result()
+                        except PlateError as exc:
+                            if not skip_bad_sites:
+                                raise
+                            reason = str(exc).removeprefix(f"{site_name(plate, *key)}: ")
+                            skipped.append(SkippedSite(key[0], key[1], reason))
+                            continue
+                        batch_keys.append(key)
+                        arrays.append(array)
+                        batch_notes.append(notes)
+                    refill()  # before the forward pass, so reading overlaps compute
+                    taken += n
+                    if fpool is None:
+                        probs_of: Future = Future()
+                        probs_of.set_result(forward(arrays))
+                    else:
+                        probs_of = fpool.submit(forward, arrays)
+                    del arrays
+                    inflight.append((batch_keys, batch_notes, skipped, n, probs_of))
+                batch_keys, batch_notes, skipped, n, probs_of = inflight.popleft()
+                probs = probs_of.result()
+                result.skipped.extend(skipped)
                 for (well, site), p, notes in zip(batch_keys, probs, batch_notes, strict=True):
                     result.sites.append(SitePrediction(well, site, p, notes))
                 done += n
@@ -450,6 +564,8 @@ def predict_plate(
                 yield PredictProgress(done, total, str(runner.device), result)
         finally:
             for _, fut in pending:
+                fut.cancel()
+            for *_, fut in inflight:
                 fut.cancel()
     result.device = str(runner.device)
     return result
