@@ -371,6 +371,7 @@ class Results:
         self.values: dict[str, dict[str, list[float]]] = {r: {} for r in ROWS}
         self.per_class: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman vs s_j
         self.per_class_extra: dict[int, dict[str, float]] = {}  # seed -> what else it printed
+        self.pair_ablation: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman
         self.misordered: dict[str, list[list[tuple[str, bool]]]] = {}  # row -> per seed
 
     def add(self, row: str, key: str, value: float) -> None:
@@ -523,6 +524,19 @@ def run_digits(seed, digits, labels, config, args, res: Results, have_captum: bo
             )
 
 
+class PairLogits(nn.Module):
+    """The logits of two of a model's classes (reference, class): ablating a stain then moves
+    the probability between those two only (class-conditional ablation)."""
+
+    def __init__(self, model: nn.Module, columns: list[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.columns = columns
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.columns]
+
+
 def run_classes(seed, digits, labels, config, args, res: Results) -> None:
     task = make_class_task(digits, labels, seed)
     tr, te = split(len(task.x), seed)
@@ -533,6 +547,7 @@ def run_classes(seed, digits, labels, config, args, res: Results) -> None:
     model: DcmixEnsemble = result.model
     ev = model.evidence or {}
     y_te = np.array([model.class_names.index(v) for v in task.y[te]])  # names are sorted
+    xt_np = inputs_of(model, task.x[te])
     with torch_threads(args.net_threads):
         acc = accuracy(model, task.x[te], y_te)
     held = (ev.get("held_out") or {}).get("balanced_accuracy", float("nan"))
@@ -545,13 +560,23 @@ def run_classes(seed, digits, labels, config, args, res: Results) -> None:
     )
     res.per_class[seed] = {}
     res.per_class_extra[seed] = {"acc": acc, "held_out": held, "train_s": seconds}
+    res.pair_ablation[seed] = {}
     for cls, s in task.strengths.items():
         imp = np.array([ev["per_class"][cls][c] for c in channels])
         r = rho(imp, s)
         res.per_class[seed][cls] = r
+        # what the shared ensemble does with these two classes: stains ablated on the test
+        # images of the class and of control, probability moved between the two (a check,
+        # not the product's readout)
+        pair = np.isin(task.y[te], [CONTROL, cls])
+        columns = [model.class_names.index(CONTROL), model.class_names.index(cls)]
+        with torch_threads(args.net_threads):
+            abl = ablation_importance(PairLogits(model, columns), xt_np[pair])
+        res.pair_ablation[seed][cls] = rho(abl, s)
         print(
-            f"  {cls} vs {CONTROL}: rho vs s_j {r:.3f}; s_j {s.round(1).tolist()}, "
-            f"readout {np.round(imp, 3).tolist()}",
+            f"  {cls} vs {CONTROL}: rho vs s_j {r:.3f}, vs ablation {rho(imp, abl):.3f} "
+            f"(ablation vs s_j {rho(abl, s):.3f}); s_j {s.round(1).tolist()}, readout "
+            f"{np.round(imp, 3).tolist()}, ablation {np.round(abl, 3).tolist()}",
             flush=True,
         )
 
@@ -612,6 +637,12 @@ def per_seed_lines(res: Results) -> list[str]:
     if res.per_class:
         out.append("per seed, per-class task, Spearman of evidence['per_class'][class] vs s_j:")
         for seed, values in res.per_class.items():
+            cells = ", ".join(f"{cls} {v:.3f}" for cls, v in values.items())
+            out.append(f"  seed {seed}: {cells}")
+        out.append(
+            "  (check, not a readout: class-conditional ablation of the shared ensemble vs s_j)"
+        )
+        for seed, values in res.pair_ablation.items():
             cells = ", ".join(f"{cls} {v:.3f}" for cls, v in values.items())
             out.append(f"  seed {seed}: {cells}")
     return out
