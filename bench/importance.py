@@ -372,6 +372,7 @@ class Results:
         self.per_class: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman vs s_j
         self.per_class_extra: dict[int, dict[str, float]] = {}  # seed -> what else it printed
         self.pair_ablation: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman
+        self.pairwise: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman (--pairwise)
         self.misordered: dict[str, list[list[tuple[str, bool]]]] = {}  # row -> per seed
 
     def add(self, row: str, key: str, value: float) -> None:
@@ -573,10 +574,19 @@ def run_classes(seed, digits, labels, config, args, res: Results) -> None:
         with torch_threads(args.net_threads):
             abl = ablation_importance(PairLogits(model, columns), xt_np[pair])
         res.pair_ablation[seed][cls] = rho(abl, s)
+        extra = ""
+        if args.pairwise:
+            # a check of the design: an ensemble trained on this class and control alone
+            both = np.isin(task.y[tr], [CONTROL, cls])
+            pair_result, _ = fit(None, task.x[tr][both], task.y[tr][both], cfg, channels,
+                                 [CONTROL, cls])  # fmt: skip
+            pair_imp = np.array([pair_result.model.channel_importance()[c] for c in channels])
+            res.pairwise.setdefault(seed, {})[cls] = rho(pair_imp, s)
+            extra = f"; a {CONTROL} + {cls} model alone: rho vs s_j {rho(pair_imp, s):.3f}"
         print(
             f"  {cls} vs {CONTROL}: rho vs s_j {r:.3f}, vs ablation {rho(imp, abl):.3f} "
             f"(ablation vs s_j {rho(abl, s):.3f}); s_j {s.round(1).tolist()}, readout "
-            f"{np.round(imp, 3).tolist()}, ablation {np.round(abl, 3).tolist()}",
+            f"{np.round(imp, 3).tolist()}, ablation {np.round(abl, 3).tolist()}{extra}",
             flush=True,
         )
 
@@ -643,6 +653,11 @@ def per_seed_lines(res: Results) -> list[str]:
             "  (check, not a readout: class-conditional ablation of the shared ensemble vs s_j)"
         )
         for seed, values in res.pair_ablation.items():
+            cells = ", ".join(f"{cls} {v:.3f}" for cls, v in values.items())
+            out.append(f"  seed {seed}: {cells}")
+    if res.pairwise:
+        out.append("  (--pairwise: the readout of a model trained on control + that class alone)")
+        for seed, values in res.pairwise.items():
             cells = ", ".join(f"{cls} {v:.3f}" for cls, v in values.items())
             out.append(f"  seed {seed}: {cells}")
     return out
@@ -731,7 +746,14 @@ def main(argv: list[str] | None = None) -> int:
         "and training the single comparison networks (default 1)",
     )
     parser.add_argument("--size", type=int, default=24, help="digit image size (sklearn digits)")
+    parser.add_argument("--no-digits", action="store_true", help="skip the digits task")
     parser.add_argument("--no-per-class", action="store_true", help="skip the per-class task")
+    parser.add_argument(
+        "--pairwise",
+        action="store_true",
+        help="per-class task: also train an ensemble on control + each class alone (a check "
+        "of the per-class design)",
+    )
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
     cores = os.cpu_count() or 1
@@ -758,11 +780,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DCMIX training (every DCMIX row, both tasks): {describe(config)}", flush=True)
     res = Results()
     for seed in range(seeds):
-        run_digits(seed, digits, labels, config, args, res, have_captum)
+        if not args.no_digits:
+            run_digits(seed, digits, labels, config, args, res, have_captum)
         if not args.no_per_class:
             run_classes(seed, digits, labels, config, args, res)
-    print()
-    print("\n".join(table(res, have_captum)))
+    if not args.no_digits:
+        print()
+        print("\n".join(table(res, have_captum)))
     print()
     print("\n".join(per_seed_lines(res)))
     print()
