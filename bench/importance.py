@@ -634,7 +634,9 @@ def table(res: Results, have_captum: bool) -> list[str]:
 
 
 def per_seed_lines(res: Results) -> list[str]:
-    out = ["per seed, Spearman of the readout vs s / vs ablation of the same model:"]
+    out = []
+    if res.get(K3, "rho"):
+        out.append("per seed, Spearman of the readout vs s / vs ablation of the same model:")
     for row in (K1, K3, K3_OLD, OVER, SE, CAPTUM):
         a, b = res.get(row, "rho"), res.get(row, "rho_abl")
         if a:
