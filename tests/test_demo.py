@@ -63,3 +63,44 @@ def test_demo_screenshot(tmp_path):
     r, g, b = chart[..., 0], chart[..., 1], chart[..., 2]
     assert ((g > 200) & (r < 80) & (b < 80)).sum() > 200
     assert ((r > 200) & (b > 200) & (g < 80)).sum() > 200
+
+
+def test_a_failed_step_exits_2_naming_it(tmp_path):
+    """The sample's plate map holds one class only: Fine-tune is refused after the first
+    prediction; the demo says so and exits 2, writing no screenshot."""
+    from napari_dcmix.sample import SAMPLE_VERSION, sample_plate
+
+    cache = tmp_path / "cache"
+    sample = sample_plate(cache / "napari-dcmix" / f"sample-plate-v{SAMPLE_VERSION}")
+    rows = sample.labels_csv.read_text().splitlines()
+    sample.labels_csv.write_text(
+        "\n".join([rows[0], *(f"{row.split(',')[0]},treated" for row in rows[1:])]) + "\n"
+    )
+    shot = tmp_path / "demo.png"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    env.pop("NAPARI_DCMIX_DEFAULT_MODEL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_dcmix.cli", "demo", "--screenshot", str(shot)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 2, (result.stdout, result.stderr[-3000:])
+    assert "the demo stopped: the fine-tune step was refused" in result.stderr
+    assert "annotate wells of at least two classes" in result.stderr
+    assert "Traceback" not in result.stderr and not shot.exists()
+
+
+def test_the_screenshot_replaces_a_file_whole(make_napari_viewer, tmp_path):
+    """The PNG goes through napari_dcmix.atomic: a file at the path is replaced by a new one,
+    never written in place (a second name of the old file keeps the old bytes)."""
+    from napari_dcmix._napari.demo import save_screenshot
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.arange(64 * 64, dtype=float).reshape(64, 64))
+    shot = tmp_path / "demo.png"
+    shot.write_bytes(b"the user's file")
+    os.link(shot, tmp_path / "same-file.png")
+    assert save_screenshot(viewer, shot) == shot
+    assert (tmp_path / "same-file.png").read_bytes() == b"the user's file"
+    img = np.asarray(Image.open(shot))
+    assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png", "same-file.png"]

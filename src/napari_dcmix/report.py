@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_dcmix.errors import DcmixError
 
 STYLE = """
@@ -106,21 +108,19 @@ def _confusion_figure(view: dict[str, Any]) -> bytes:
     return png_bytes(fig)
 
 
-def _heatmap_figure(table: Any, spec: Any) -> bytes:
+def _heatmap_figure(table: Any, spec: Any, label: str) -> bytes:
     from matplotlib.figure import Figure
 
     from napari_dcmix.figures import draw_colorbar, draw_plate_heatmap, png_bytes
     from napari_dcmix.session.scores import score_values
 
     wells = table.wells()
-    import numpy as np
-
     probs = np.stack([table.probs[w] for w in wells])
     scores = dict(zip(wells, score_values(table.class_names, probs, spec), strict=True))
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax, cax = fig.subplots(2, 1, height_ratios=[12, 1])
     image = draw_plate_heatmap(
-        ax, scores, spec.colormap, spec.limits, title=f"plate {table.plate}: {spec.label()}"
+        ax, scores, spec.colormap, spec.limits, title=f"plate {label}: {spec.label()}"
     )
     draw_colorbar(fig, cax, spec.colormap, spec.limits, spec.label(), mappable=image)
     return png_bytes(fig)
@@ -136,7 +136,7 @@ def _tables(predictions: Any) -> list:
         return read_well_tables(predictions)
     tables = []
     for p in predictions:
-        t = WellTable(p.plate_name, list(p.class_names))
+        t = WellTable(p.plate_name, list(p.class_names), path=str(getattr(p, "path", "") or ""))
         t.probs = {w.well: w.probs for w in p.wells()}
         tables.append(t)
     return tables
@@ -203,13 +203,23 @@ def report_html(
         missing.append("No predictions were given (--predictions CSV): no plate heatmap.")
         parts.append("<p class='missing'>No predictions were given.</p>")
     parts.append("<div class='figs'>")
+    names = [t.plate for t in tables]
     for table in tables:
+        # plates of one name are told apart by their path
+        label = f"{table.plate} ({table.path})" if names.count(table.plate) > 1 else table.plate
         if len(table.class_names) < 2 or not table.probs:
-            missing.append(f"plate {table.plate}: no wells with two or more class probabilities")
+            missing.append(f"plate {label}: no wells with two or more class probabilities")
             continue
+        unread = [w for w in table.wells() if not np.all(np.isfinite(table.probs[w]))]
+        if unread:
+            shown = ", ".join(unread[:10]) + (" ..." if len(unread) > 10 else "")
+            missing.append(
+                f"plate {label}: {len(unread)} well(s) have no predicted site (every site was "
+                f"skipped) and are blank in its heatmap: {shown}"
+            )
         for cls in table.class_names[1:] if len(table.class_names) > 2 else table.class_names[-1:]:
             spec = ScoreSpec("probability", cls).resolved(table.class_names)
-            parts.append(_img(_heatmap_figure(table, spec), f"plate {table.plate} {spec.label()}"))
+            parts.append(_img(_heatmap_figure(table, spec, label), f"plate {label} {spec.label()}"))
             figures += 1
     parts.append("</div>")
 

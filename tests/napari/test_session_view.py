@@ -114,3 +114,43 @@ def test_a_moved_plate_is_asked_for(make_napari_viewer, qtbot, synth_plate, smal
     w.dialogs.open_dir = lambda title: None
     assert w.open_session(folder)
     assert w.plate is None and "left out" in notifications[-1]
+
+
+def test_saving_asks_and_never_deletes_what_is_not_a_session(widget, answer, notifications,
+                                                             synth_plate, tmp_path):  # fmt: skip
+    """A folder that is not a session is refused without a question (its contents stay); a
+    session folder is replaced after a question that says its contents will be."""
+    junk = tmp_path / "results"
+    junk.mkdir()
+    (junk / "figure.png").write_bytes(b"mine")
+    assert widget.save_session(junk) is None  # the widget fixture fails on any question
+    assert "not a napari-dcmix session folder" in notifications[-1] and "figure.png" in (
+        notifications[-1]
+    )
+    assert [p.name for p in junk.iterdir()] == ["figure.png"]
+    folder = widget.save_session(tmp_path / "s")
+    stamp = (folder / "session.json").stat().st_mtime_ns
+    asked = answer(False)
+    assert widget.save_session(folder) is None
+    assert "Its contents will be replaced" in asked.questions[-1]
+    assert (folder / "session.json").stat().st_mtime_ns == stamp
+    answer(True)
+    assert widget.save_session(folder) == folder
+
+
+def test_a_plate_that_no_longer_opens_is_asked_for_with_the_reason(make_napari_viewer, qtbot,
+                                                                   synth_plate, small_model,
+                                                                   tmp_path):  # fmt: skip
+    plate = tmp_path / "plate"
+    shutil.copytree(synth_plate.path, plate)
+    w = _dock(make_napari_viewer(show=True), qtbot)
+    assert w.open_plate(plate) and w.load_model(small_model)
+    folder = w.save_session(tmp_path / "s")
+    shutil.rmtree(plate)
+    plate.mkdir()
+    (plate / "readme.txt").write_text("the images went elsewhere")
+    asked: list[str] = []
+    w.dialogs.open_dir = lambda title: asked.append(title) or None
+    assert w.open_session(folder)
+    (title,) = asked
+    assert f"at {plate} does not open" in title and "matches no supported plate layout" in title

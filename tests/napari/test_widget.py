@@ -314,3 +314,27 @@ def test_check_with_ablation(widget, wait_for, synth_plate) -> None:
     assert text.startswith(f"Ablation on {found.n_inputs} inputs") and "Spearman" in text
     widget.load_model(widget.model)  # another model: the check no longer applies
     assert widget.model_section.ablation_label.text() == ""
+
+
+def test_stains_and_plane_are_locked_while_a_task_reads_them(widget, wait_for):
+    """While Predict runs, the Stains and Plate sections are disabled (the session refuses
+    such changes too); they come back when it ends."""
+    from napari_dcmix.errors import DcmixError
+
+    job = widget.run_predict()
+    assert not widget.stain_section.isEnabled() and not widget.plate_section.isEnabled()
+    with pytest.raises(DcmixError, match="Predict is running on plate"):
+        widget.session.exclude_channels(["DNA"])
+    wait_for(job)
+    assert widget.stain_section.isEnabled() and widget.plate_section.isEnabled()
+
+
+def test_a_refused_predict_setting_shows_the_value_that_holds(widget, notifications):
+    tiles = widget.predict_section.form.widgets["max_tiles"]
+    tiles.value = "many"
+    tiles.native.editingFinished.emit()
+    assert "max-tiles: expected a positive integer, found 'many'" in notifications[-1]
+    assert widget.session.predict_settings.max_tiles is None and tiles.value == ""
+    tiles.value = "4"
+    tiles.native.editingFinished.emit()
+    assert widget.session.predict_settings.max_tiles == 4 and tiles.value == "4"

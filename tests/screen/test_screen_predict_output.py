@@ -146,3 +146,32 @@ def test_missing_chunks_and_constant_input_are_said(screen_plates, tmp_path, cap
     assert "; plate Screen1 well B02 site 1: constant input" in err
     assert "warning: plate boolean well C03 site 2: constant input" in err
     assert sum("warning" in line for line in err.splitlines()) == 3
+
+
+def test_workers_reopen_mapped_plates_without_loading_a_model(screen_plates, screen_model,
+                                                              tmp_path, monkeypatch):  # fmt: skip
+    """With --channel-map, what a worker runs to reopen a plate knows the model's stains: it
+    loads no model (the command's may be gone from the worker's disk, and the worker's
+    default model may be another one) and presents the stains in the model's order."""
+    import pickle
+
+    from napari_dcmix.cli import build_parser
+    from napari_dcmix.cli._plates import open_plates, plate_openers
+    from napari_dcmix.model import build_model, load_model, save_model
+    from napari_dcmix.model.checkpoint import DEFAULT_MODEL_ENV
+
+    model_file = str(shutil.copy(screen_model, tmp_path / "m.pt"))
+    args = build_parser().parse_args(["predict", str(screen_plates[0]), "--model", model_file,
+                                      "--out", str(tmp_path / "p.csv"),
+                                      "--channel-map", "DNA=Mito,Mito=DNA"])  # fmt: skip
+    channels = list(load_model(model_file).channel_names)
+    here = open_plates(args.plate, args, channels=channels)[0]
+    openers = plate_openers(args.plate, args, channels)
+    os.unlink(model_file)  # not on the worker's disk
+    other = build_model(list(reversed(channels)), ["a", "b"], input_size=16, seed=0)
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(save_model(other, tmp_path / "other.pt")))
+    reopened = pickle.loads(pickle.dumps(openers[0]))()
+    assert reopened.channels == here.channels == channels
+    assert reopened.mapping == {"Mito": "DNA", "ER": "ER", "RNA": "RNA", "AGP": "AGP",
+                                "DNA": "Mito"} == here.mapping  # fmt: skip
+    assert np.array_equal(reopened.read("A01", 1), here.read("A01", 1))

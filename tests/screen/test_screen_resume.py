@@ -148,3 +148,86 @@ def test_resume_with_skip_bad_sites_finishes_the_rest(unfinished, capsys):
     assert not [r for r in rows if r["plate"] == "broken" and r["well"] == "B01" and
                 r["site"] == "2"]  # fmt: skip
     assert len({r["path"] for r in rows}) == 3
+
+
+def test_resume_refuses_other_plates(unfinished, capsys):
+    """A resume with a plate left out (its finished wells would be deleted with the partial
+    results) or added is refused, naming the plates; nothing is lost."""
+    plates, out = unfinished
+    kept = n_records(out)
+    code = main(["predict", *plates[1:], "--out", str(out), "--device", "cpu", "--resume",
+                 "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "the interrupted run predicted 3 plate(s); this run leaves out 'Screen1'" in err
+    assert plates[0] in err and "--overwrite" in err
+    assert n_records(out) == kept and not out.exists()
+
+
+def test_resume_refuses_other_plate_options_or_settings(unfinished, capsys):
+    plates, out = unfinished
+    kept = n_records(out)
+    for extra, said in [
+        (["--max-tiles", "1"], "predicted with --max-tiles None, this run with 1"),
+        (["--channel-map", "DNA=Mito,Mito=DNA"],
+         "was read with channel_map {'DNA': 'DNA', 'ER': 'ER', 'RNA': 'RNA', 'AGP': 'AGP', "
+         "'Mito': 'Mito'}, this run reads it with {'DNA': 'Mito', 'ER': 'ER', 'RNA': 'RNA', "
+         "'AGP': 'AGP', 'Mito': 'DNA'}"),
+    ]:  # fmt: skip
+        code = main(["predict", *plates, "--out", str(out), "--device", "cpu", "--resume",
+                     "--quiet", *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and said in err and "Traceback" not in err, err
+    assert n_records(out) == kept and not out.exists()
+    # a map that feeds each stain from the stain of its name reads the plates as before
+    assert main(["predict", *plates, "--out", str(out), "--device", "cpu", "--resume",
+                 "--quiet", "--skip-bad-sites", "--channel-map", "Mito=Mito"]) == 0  # fmt: skip
+
+
+def test_resume_without_skip_bad_sites_after_a_run_that_skipped(screen_plates, screen_model,
+                                                                  tmp_path):  # fmt: skip
+    """Results with skipped sites are not continued by a run that must not skip."""
+    import shutil
+
+    from napari_dcmix.model.train_settings import PredictConfig
+    from napari_dcmix.plate import open_plate
+    from napari_dcmix.screen import ResumeError, predict_screen
+
+    broken = tmp_path / "broken"
+    shutil.copytree(screen_plates[0], broken)
+    (broken / "A01_s2.tif").write_bytes((broken / "A01_s2.tif").read_bytes()[:300])
+    plate = open_plate(broken)
+    model = screen_model
+    out = tmp_path / "p.csv"
+    config = PredictConfig(device="cpu", skip_bad_sites=True, max_task_sites=2, batch_size=4)
+    gen = predict_screen(model, [plate], config, out)
+    while n_records(out) < 2:
+        next(gen)
+    gen.close()  # interrupted
+    with pytest.raises(ResumeError, match="predicted with --skip-bad-sites True, this run "
+                                          "with False"):  # fmt: skip
+        list(predict_screen(model, [plate], PredictConfig(device="cpu"), out, resume=True))
+
+
+def test_resume_refuses_results_of_wells_the_plate_lost(screen_plates, tmp_path, capsys):
+    """The plate changed since the interrupted run (a well is gone): a ResumeError naming the
+    plate and the well, not a KeyError traceback."""
+    import shutil
+
+    plate = tmp_path / "plate"
+    shutil.copytree(screen_plates[0], plate)
+    last = plate / "B04_s2.tif"
+    last.write_bytes(last.read_bytes()[:300])
+    out = tmp_path / "p.csv"
+    args = ["predict", str(plate), "--out", str(out), "--device", "cpu", "--quiet",
+            "--max-task-sites", "4", "--batch-size", "4"]  # fmt: skip
+    assert main(args) == 2
+    assert n_records(out) >= 2
+    for site in plate.glob("A01_s*.tif"):
+        site.unlink()
+    shutil.copy(screen_plates[0] / "B04_s2.tif", last)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "it holds results of well A01 of plate 'plate'" in err and str(plate) in err
+    assert "no longer has" in err and "Traceback" not in err

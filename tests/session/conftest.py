@@ -86,3 +86,25 @@ def model_with_evidence(channels, classes, evidence):
 @pytest.fixture
 def evidence_model():
     return model_with_evidence
+
+
+@pytest.fixture(scope="session")
+def damaged_plate(synth_plate, tmp_path_factory):
+    """A copy of the synthetic plate as an imager might leave it: A01 site 2 and both sites of
+    A03 truncated (unreadable: skipped with --skip-bad-sites, A03 entirely), A02 site 1 all
+    zeros (readable, but a constant input: a note)."""
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    import tifffile
+
+    folder = tmp_path_factory.mktemp("damaged") / "plate"
+    shutil.copytree(synth_plate.path, folder)
+    for name in ("A01_s2.tif", "A03_s1.tif", "A03_s2.tif"):
+        site = folder / name
+        site.write_bytes(site.read_bytes()[:300])
+    blank = folder / "A02_s1.tif"
+    shape, dtype = tifffile.imread(blank).shape, tifffile.imread(blank).dtype
+    tifffile.imwrite(blank, np.zeros(shape, dtype))
+    return Path(folder)

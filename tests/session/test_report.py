@@ -87,8 +87,8 @@ def predictions_csv(tmp_path, synth_plate):
         p = i / (len(wells) - 1)
         pred = "treated" if p >= 0.5 else "control"
         conf = max(p, 1 - p)
-        lines.append(f"P1,{well},1,site,{pred},{conf},{1 - p},{p},/x/{well}.tif,,")
-        lines.append(f'P1,{well},,well,{pred},{conf},{1 - p},{p},,1,"a, note"')
+        lines.append(f"P1,{well},1,site,{pred},{conf},{1 - p},{p},/x/P1,,")
+        lines.append(f'P1,{well},,well,{pred},{conf},{1 - p},{p},/x/P1,1,"a, note"')
     path = tmp_path / "predictions.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -137,6 +137,38 @@ def test_report_of_a_model_without_evidence_says_what_is_missing(small_model, tm
     assert "Not in this report" in text and "bars are its mixing weights" in text
     assert len(re.findall(r"data:image/png;base64", text)) == 1  # the weights chart only
     assert "small_cnn" in text and "init_seed" in text
+
+
+def test_report_of_predict_output_with_skipped_wells_and_plates_of_one_name(
+    small_model, damaged_plate, tmp_path, capsys
+):
+    """Valid predict output: a well whose every site was skipped (empty p_ columns on its well
+    row) and two plates of one name told apart by their path: one heatmap per plate."""
+    import shutil
+
+    from napari_dcmix.model import save_model
+    from napari_dcmix.session.predictions_csv import read_well_tables
+
+    model_file = save_model(small_model, tmp_path / "m.pt")
+    first, second = tmp_path / "run1" / "plate", tmp_path / "run2" / "plate"
+    for where in (first, second):
+        shutil.copytree(damaged_plate, where)
+    csv_path = tmp_path / "p.csv"
+    assert main(["predict", str(first), str(second), "--model", str(model_file), "--out",
+                 str(csv_path), "--skip-bad-sites", "--device", "cpu", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    tables = read_well_tables(csv_path)
+    assert [(t.plate, t.path) for t in tables] == [("plate", str(first)), ("plate", str(second))]
+    assert all(np.isnan(t.probs["A03"]).all() and np.isfinite(t.probs["A01"]).all()
+               for t in tables)  # fmt: skip
+    out = tmp_path / "r.html"
+    assert main(["report", str(model_file), "--predictions", str(csv_path), "--out",
+                 str(out)]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert f"plate plate ({first}): 1 well(s) have no predicted site" in said and "A03" in said
+    text = out.read_text()
+    assert len(re.findall(r"data:image/png;base64", text)) == 3  # weights, 2 plate heatmaps
+    assert f"plate plate ({second}) p(treated)" in text
 
 
 def test_report_cli_bad_input(small_model, tmp_path, capsys, predictions_csv):

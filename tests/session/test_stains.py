@@ -158,3 +158,36 @@ def test_constant_channel_is_reported_and_can_be_excluded(empty_channel_plate, s
 
 def synth_plate_keys(synth_plate):
     return open_plate(synth_plate.path).site_keys()
+
+
+def test_what_a_running_task_reads_cannot_change(session, synth_plate, other_plate_path):
+    """The stain mapping, excluded stains, plane and timepoint of a plate stay as they are while
+    a task on that plate runs (its result is stored against them); other plates may change."""
+    from napari_dcmix.errors import DcmixError
+
+    first = session.current_key
+    task = session.predict_task()
+    for change, what in [
+        (lambda: session.set_channel_map({"DNA": "DNA"}), "stain mapping"),
+        (lambda: session.exclude_channels(["DNA"]), "excluded stains"),
+        (lambda: session.choose_plane(1), "plane or timepoint"),
+    ]:
+        with pytest.raises(DcmixError, match=f"Predict is running on plate .*change its {what}"):
+            change()
+    state = session.current
+    assert state.channel_map == {} and state.excluded == []
+    session.open_plate(other_plate_path)
+    session.exclude_channels(["DNA"])  # another plate
+    assert session.current.excluded == ["DNA"]
+    task.cancel()
+    drain(session.run(task))
+    session.exclude_channels(["DNA"], first)  # done: allowed again
+    assert session.plates[first].excluded == ["DNA"]
+
+
+@pytest.fixture
+def other_plate_path(tmp_path):
+    from napari_dcmix.synthetic import write_synthetic_plate
+
+    return write_synthetic_plate(tmp_path / "other", n_wells=2, sites=1, image_size=32, seed=4,
+                                 plate_name="Other").path  # fmt: skip

@@ -162,6 +162,35 @@ def test_one_task_at_a_time(session):
     assert task.outcome == CANCELLED and session.predictions is None and session.task is None
 
 
+def test_a_generator_never_run_starts_no_task(session, synth_plate):
+    """predict() / fine_tune() start their task at the first next(): one never run leaves the
+    session idle; cancel() ends a task whose work never started."""
+    session.set_annotations(synth_plate.labels)
+    unused = [session.predict(), session.fine_tune(epochs=1)]
+    assert not session.busy and session.task is None
+    del unused
+    task = session.predict_task()  # made, never run
+    assert session.busy
+    session.cancel()
+    assert not session.busy and task.outcome == CANCELLED
+    assert drain(session.run(task)) is None and not session.busy  # ended: it does not start
+    gen = session.predict()
+    next(gen)
+    assert session.busy
+    gen.close()
+    assert not session.busy
+    assert drain(session.predict()) is not None
+
+
+def test_clear_forgets_the_ablation_check(session, synth_plate, recorder):
+    session.set_annotations(synth_plate.labels)
+    drain(session.run(session.ablation_task()))
+    assert session.ablation is not None
+    seen = recorder(session)
+    session.clear()
+    assert session.ablation is None and ("ablation_changed", ()) in seen
+
+
 def test_no_plate_and_stain_mismatch(small_model):
     from napari_dcmix.model import build_model
 

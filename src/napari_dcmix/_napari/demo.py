@@ -49,6 +49,35 @@ def verdict_line(widget) -> str:
     return verdict(model_evidence(widget.model)).sentence
 
 
+def save_screenshot(viewer, out: Path) -> Path:
+    """The whole window as a PNG at ``out``, written through ``napari_dcmix.atomic``: a file
+    already there is replaced whole or left as it was (never written in place)."""
+    import io
+
+    from matplotlib.image import imsave
+
+    from napari_dcmix.atomic import atomic_write_bytes
+
+    image = viewer.screenshot(canvas_only=False, flash=False)  # (H, W, 4) uint8
+    buffer = io.BytesIO()
+    imsave(buffer, image, format="png")
+    return atomic_write_bytes(out, buffer.getvalue(), what="screenshot")
+
+
+def _error_messages() -> list[str]:
+    """The messages of errors notified from now on (what a failed demo step said)."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    seen: list[str] = []
+
+    def record(event) -> None:
+        if getattr(event, "severity", None) == NotificationSeverity.ERROR:
+            seen.append(str(getattr(event, "message", event)))
+
+    notification_manager.notification_ready.connect(record)
+    return seen
+
+
 def run_demo(
     screenshot: Path | None = None,
     plate: Path | None = None,
@@ -95,11 +124,14 @@ def run_demo(
     outcomes: list[tuple[str, str]] = []
     widget.session.events.task_finished.connect(lambda t: outcomes.append((t.kind, t.outcome)))
     t_step = [time.perf_counter()]
+    failed: list[str] = []  # the step that did not finish, and why
+    messages = _error_messages()
 
     def start(step: str) -> None:
         t_step[0] = time.perf_counter()
         job = widget.run_predict() if step == "predict" else widget.run_finetune()
         if job is None:  # refused (its message is shown): the demo stops there
+            failed.append(f"the {step} step was refused: {messages[-1] if messages else '?'}")
             steps.clear()
             return
         widget._after_job.append(ended)  # once the job's results are drawn
@@ -107,6 +139,8 @@ def run_demo(
     def ended() -> None:
         kind, outcome = outcomes[-1] if outcomes else ("", "")
         if outcome != "done":  # failed or cancelled (its message is shown)
+            why = f": {messages[-1]}" if outcome == "failed" and messages else ""
+            failed.append(f"the {kind or 'first'} step {outcome or 'did not end'}{why}")
             steps.clear()
             return
         if kind == "predict":
@@ -122,11 +156,16 @@ def run_demo(
 
     if screenshot is None and not headless:
         napari.run()
+        if failed:
+            raise DcmixError(f"the demo stopped: {failed[0]}")
         return 0
 
     from napari_dcmix._napari.workers import wait_until
 
     wait_until(lambda: not steps and widget.job is None, timeout_s)
+    if failed:
+        viewer.close()
+        raise DcmixError(f"the demo stopped: {failed[0]}; no screenshot was written")
     if steps or widget.job is not None or widget.predictions is None:
         raise DcmixError(
             f"the demo did not finish within {timeout_s:.0f} s (see the messages above)"
@@ -137,7 +176,7 @@ def run_demo(
     # (overwritten by the next headless demo; never a file of the user's).
     out = screenshot if screenshot is not None else cache_dir() / "demo.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    save_screenshot(viewer, out)
     if screenshot is None:
         print(
             "napari-dcmix demo: no display here, so the demo ran on a virtual screen; "

@@ -92,8 +92,10 @@ class PredictSection(QGroupBox):
 
     # --- the job ------------------------------------------------------------------------------
     def _setting_changed(self, name: str, value: Any) -> None:
-        self.owner.attempt("Predict settings", self.owner.session.update_settings, "predict",
-                           **{name: value})  # fmt: skip
+        session = self.owner.session
+        if self.owner.attempt("Predict settings", session.update_settings, "predict",
+                              **{name: value}) is None:  # fmt: skip
+            self.form.set_values(session.predict_settings)  # refused: show what holds
 
     def _task_started(self, task: Any) -> None:
         self.predict_button.setEnabled(False)

@@ -56,6 +56,9 @@ class StainSection(QGroupBox):
         ev = owner.session.events
         for signal in (ev.model_changed, ev.current_changed, ev.plate_added, ev.channels_changed):
             signal.connect(lambda *_a: self.refresh(suggest=True))
+        # what the model reads stays as it is while a task reads it (the session refuses too)
+        ev.task_started.connect(lambda _t: self.setEnabled(False))
+        ev.task_finished.connect(lambda _t: self.setEnabled(True))
         self.refresh(suggest=True)
 
     def _needed(self) -> bool:

@@ -426,16 +426,22 @@ class DcmixWidget(QWidget):
         return result.path
 
     def save_session(self, folder: str | Path) -> Path | None:
-        """Save plates, annotations, model, predictions, settings and the view to a folder."""
+        """Save plates, annotations, model, predictions, settings and the view to a folder.
+        An existing folder is replaced only when it holds a saved session (and none of the
+        session's plates or its model), after asking."""
+        from napari_dcmix.session.store import check_session_target
+
         folder = Path(folder)
-        if (
-            folder.exists()
-            and any(folder.iterdir())
-            and not self.dialogs.confirm(
-                "Overwrite?", f"{folder} exists. Replace that session folder?"
-            )
-        ):
-            return None
+        if folder.is_dir() and any(folder.iterdir()):
+            if self.attempt("Save session", check_session_target, self.session, folder,
+                            True) is None:  # fmt: skip
+                return None  # not a session folder, or it holds a plate or the model
+            if not self.dialogs.confirm(
+                "Replace the session folder?",
+                f"{folder} holds a saved session. Its contents will be replaced by this "
+                "session (everything in the folder is deleted). Replace it?",
+            ):
+                return None
         self.session.set_view(self._view_state())
         return self.attempt("Save session", self.session.save, folder, overwrite=True)
 
@@ -454,9 +460,12 @@ class DcmixWidget(QWidget):
         if missing is None:
             return False
         for plate in list(missing):
-            where = self.dialogs.open_dir(
-                f"Plate {plate.name} is not at {plate.path}: where is it now?"
+            problem = (
+                f"is not at {plate.path}"
+                if plate.reason == "not found"
+                else f"at {plate.path} does not open ({plate.reason})"
             )
+            where = self.dialogs.open_dir(f"Plate {plate.name} {problem}: where is it now?")
             if where and self.attempt("Open session", self.session.locate_plate, plate, where):
                 continue
             self.session.forget_missing(plate)

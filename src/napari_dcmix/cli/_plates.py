@@ -7,7 +7,8 @@ takes the same options (layout, channel mapping, plane and timepoint selection).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from napari_dcmix.cli._args import plane as plane_type
@@ -83,3 +84,20 @@ def open_plates(
     mapping = parse_channel_map(text)
     order = list(channels) if channels is not None else _model_channels(args)
     return [map_channels(p, mapping, order=order) for p in plates]
+
+
+def _open_one(path: str, options: argparse.Namespace, channels: list[str] | None) -> Any:
+    """A worker reopens a plate exactly as the command did (the same plate options)."""
+    return open_plates([path], options, channels=channels)[0]
+
+
+def plate_openers(
+    paths: Sequence[str], args: argparse.Namespace, channels: Sequence[str] | None
+) -> list[Callable[[], Any]]:
+    """Picklable functions that reopen each plate on a Dask worker as the command opened it.
+    ``channels``: the stains of the command's model, in its order (with ``--channel-map`` the
+    worker then needs no model file to learn them: it would load the model again per plate,
+    and a worker's default model may be another one)."""
+    options = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
+    names = list(channels) if channels is not None else None
+    return [functools.partial(_open_one, str(path), options, names) for path in paths]

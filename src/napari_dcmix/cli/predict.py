@@ -8,12 +8,11 @@ until the CSV is written, so ``--resume`` continues an interrupted run.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 from typing import Any
 
-from napari_dcmix.cli._plates import add_plate_options, open_plates
+from napari_dcmix.cli._plates import add_plate_options, open_plates, plate_openers
 from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.model.train_settings import PredictConfig
 
@@ -42,11 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_one(path: str, args: argparse.Namespace) -> Any:
-    """A worker reopens a plate exactly as this command did (the same plate options)."""
-    return open_plates([path], args)[0]
-
-
 def _warn(text: str) -> None:
     print(f"napari-dcmix predict: warning: {text}", file=sys.stderr, flush=True)
 
@@ -73,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
             "pass --model MODEL"
         )
     model = load_model(model_path)  # a model that does not load is named before any plate
-    plates = open_plates(args.plate, args)
+    channels = list(model.channel_names)  # a --channel-map presents the model's stains
+    plates = open_plates(args.plate, args, channels=channels)
     labels = _labels(plates)
-    options = _picklable(args)
-    openers = [functools.partial(_open_one, plate_path_text(p), options) for p in plates]
+    openers = plate_openers([plate_path_text(p) for p in plates], args, channels)
     mode = progress_mode(args.quiet)
     totals = [sum(len(p.sites(w)) for w in p.wells) for p in plates]
     where = (
@@ -130,12 +124,6 @@ def _labels(plates: list[Any]) -> list[str]:
         f"{n} ({csv_text(plate_path_text(p))})" if names.count(n) > 1 else n
         for n, p in zip(names, plates, strict=True)
     ]
-
-
-def _picklable(args: argparse.Namespace) -> argparse.Namespace:
-    """The parsed options without the subcommand's function (workers only need the values)."""
-    values = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    return argparse.Namespace(**values)
 
 
 def _report_notes(predictions: list[Any], labels: list[str]) -> None:

@@ -9,13 +9,11 @@ the sentence the evidence supports.
 from __future__ import annotations
 
 import argparse
-import functools
 from pathlib import Path
-from typing import Any
 
 from napari_dcmix.cli._args import int_range
 from napari_dcmix.cli._args import seed as seed_type
-from napari_dcmix.cli._plates import add_plate_options, open_plates
+from napari_dcmix.cli._plates import add_plate_options, open_plates, plate_openers
 from napari_dcmix.cli._settings import add_settings_arguments, settings_from_args
 from napari_dcmix.errors import ModelError
 from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS, TrainConfig
@@ -91,16 +89,6 @@ def print_evidence(model, out=print) -> None:
     out(ev.verdict(evidence).sentence)
 
 
-def _picklable(args: argparse.Namespace) -> argparse.Namespace:
-    """The parsed options without the subcommand's function (workers only need the values)."""
-    return argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-
-
-def _open_one(path: str, options: argparse.Namespace) -> Any:
-    """A worker reopens a plate exactly as this command did (the same plate options)."""
-    return open_plates([path], options)[0]
-
-
 def run(args: argparse.Namespace) -> int:
     from napari_dcmix.atomic import check_writable
     from napari_dcmix.model import load_model, save_model, train
@@ -115,13 +103,15 @@ def run(args: argparse.Namespace) -> int:
     init = load_model(args.init) if args.init else None
     defaults = {**DEFAULTS, **(FINETUNE_DEFAULTS if init is not None else {})}
     config = settings_from_args(TrainConfig, args, defaults)
-    plates = open_plates(args.plate, args)
+    # a --channel-map presents the stains of --init in its order (without it, the plate's)
+    channels = list(init.channel_names) if init is not None else None
+    plates = open_plates(args.plate, args, channels=channels)
     multi = len(plates) > 1
     labels = [read_labels_csv(args.labels, plate=p.name) for p in plates]  # plate column
     from napari_dcmix.cli._progress import follow_training, progress_mode
     from napari_dcmix.screen import dask_client
 
-    openers = [functools.partial(_open_one, path, _picklable(args)) for path in args.plate]
+    openers = plate_openers(args.plate, args, channels)
     with dask_client(args.workers, args.scheduler, args.scheduler_timeout) as client:
         gen = train(init, plates if multi else plates[0], labels if multi else labels[0], config,
                     client=client, openers=openers if client is not None else None)  # fmt: skip

@@ -1,13 +1,19 @@
 """Partial results of a screen, kept beside the target CSV so an interrupted run can resume.
 
 ``OUT.partial/`` (a folder next to ``OUT``, never ``OUT`` itself; made when the first batch of
-wells is finished) holds ``run.json`` (the model file's SHA-256 and the CSV's columns) and one
-JSON file per finished batch of wells (``wells-*.json``: each site's probabilities at full
+wells is finished) holds ``run.json`` (the model file's SHA-256, the CSV's columns, the plates
+with the options they were read with, and the prediction settings that change results) and
+one JSON file per finished batch of wells (``wells-*.json``: each site's probabilities at full
 precision, its notes, the skipped sites).
 Every file is written atomically (``napari_dcmix.atomic``), so a run killed at any moment
-leaves only whole files. ``--resume`` reloads them after checking the model and the columns,
-and predicts only the wells that are not in them; the final CSV is then the same as an
-uninterrupted run's. The folder is removed once the CSV is written.
+leaves only whole files. ``--resume`` reloads them after checking the model, the columns, the
+plates (the same ones: the finished wells of a plate left out would be lost), each plate's
+options (layout, plane, timepoint, which plate stain feeds each model stain) and the settings
+(``RESULT_SETTINGS``), and predicts only the wells that are not in them; the final CSV is then
+the same as an uninterrupted run's. One change is allowed: turning ``skip_bad_sites`` on after
+a run without it stopped at an unreadable site (the wells it finished had no skipped site, so
+they are what a skipping run gives); the record then says it is on. The folder is removed once
+the CSV is written.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from napari_dcmix.model.predictions import SitePrediction, SkippedSite, csv_text
 
 FORMAT = "napari-dcmix partial predictions"
 VERSION = 1
+# the PredictConfig fields that change what is predicted (the others: where and how fast)
+RESULT_SETTINGS = ("max_tiles", "skip_bad_sites")
+PLATE_OPTIONS = ("layout", "plane", "timepoint", "channel_map")
 
 
 class ResumeError(OutputError):
@@ -67,11 +76,22 @@ class PartialStore:
         return len(list(self.folder.glob("wells-*.json"))) if self.folder.is_dir() else 0
 
     def open(
-        self, sha256: str, columns: Sequence[str], *, resume: bool, overwrite: bool
+        self,
+        sha256: str,
+        columns: Sequence[str],
+        *,
+        resume: bool,
+        overwrite: bool,
+        plates: dict[str, dict[str, Any]] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> dict[str, PlateRecord]:
         """Start (or, with ``resume``, continue) the partial results; returns what earlier runs
         finished, per plate key. Without ``resume`` an existing folder is refused unless
-        ``overwrite`` (then it is discarded)."""
+        ``overwrite`` (then it is discarded). ``plates``: plate key -> its options (name and
+        ``PLATE_OPTIONS``); ``settings``: the ``RESULT_SETTINGS`` values; a resume whose plates,
+        options or settings differ from the interrupted run's raises ResumeError naming them."""
+        plates = _plain(plates or {})
+        settings = _plain(settings or {})
         if self.folder.exists() and not self.folder.is_dir():
             raise ResumeError(
                 f"{self.folder} is a file; napari-dcmix keeps partial results of {self.out.name} "
@@ -79,7 +99,7 @@ class PartialStore:
             )
         done: dict[str, PlateRecord] = {}
         if self.folder.is_dir() and resume:
-            done = self._load(sha256, list(columns))
+            done = self._load(sha256, list(columns), plates, settings)
         elif self.folder.is_dir() and not overwrite and self.n_records():
             raise ResumeError(
                 f"{self.folder} holds partial results of an earlier run of this prediction "
@@ -90,8 +110,11 @@ class PartialStore:
             self.remove()
         # written with the first finished batch: a run that ends before one leaves nothing
         self._manifest = {"format": FORMAT, "version": VERSION, "model_sha256": sha256,
-                          "columns": list(columns)}  # fmt: skip
-        self._started = bool(done)
+                          "columns": list(columns), "plates": plates,
+                          "settings": settings}  # fmt: skip
+        self._started = False
+        if done:  # the record says what this run adds with (skip_bad_sites may be on now)
+            self._start()
         return done
 
     def _start(self) -> None:
@@ -102,7 +125,13 @@ class PartialStore:
                           what="partial results record")  # fmt: skip
         self._started = True
 
-    def _load(self, sha256: str, columns: list[str]) -> dict[str, PlateRecord]:
+    def _load(
+        self,
+        sha256: str,
+        columns: list[str],
+        plates: dict[str, dict[str, Any]],
+        settings: dict[str, Any],
+    ) -> dict[str, PlateRecord]:
         run = self.folder / "run.json"
         try:
             manifest = json.loads(run.read_text(encoding="utf-8"))
@@ -127,6 +156,7 @@ class PartialStore:
                 f"{', '.join(map(str, manifest.get('columns') or []))}, this run writes "
                 f"{', '.join(columns)}; pass --overwrite to start again"
             )
+        self._check_run(manifest, plates, settings)
         done: dict[str, PlateRecord] = {}
         for file in sorted(self.folder.glob("wells-*.json")):
             try:
@@ -155,6 +185,57 @@ class PartialStore:
             tmp.unlink(missing_ok=True)
         return done
 
+    def _check_run(
+        self, manifest: dict[str, Any], plates: dict[str, Any], settings: dict[str, Any]
+    ) -> None:
+        """The same plates, read with the same options, and the same result settings."""
+        where = f"cannot resume from {self.folder}"
+        again = "pass --overwrite to start again"
+        then_plates, then_settings = manifest.get("plates"), manifest.get("settings")
+        if not isinstance(then_plates, dict) or not isinstance(then_settings, dict):
+            raise ResumeError(
+                f"{where}: its run.json does not record the plates, their options and the "
+                f"prediction settings it was made with (an earlier napari-dcmix wrote it); {again}"
+            )
+
+        def named(keys: list[str], record: dict[str, Any]) -> str:
+            return ", ".join(f"{record[k].get('name', '?')!r} ({csv_text(k)})" for k in keys)
+
+        left_out = [k for k in then_plates if k not in plates]
+        added = [k for k in plates if k not in then_plates]
+        if left_out or added:
+            parts = []
+            if left_out:
+                parts.append(f"leaves out {named(left_out, then_plates)}")
+            if added:
+                parts.append(f"adds {named(added, plates)}")
+            raise ResumeError(
+                f"{where}: the interrupted run predicted {len(then_plates)} plate(s); this run "
+                f"{' and '.join(parts)}. Resume with the same plates (the finished wells of a "
+                f"plate left out would be lost), or {again}"
+            )
+        for key, options in plates.items():
+            then = then_plates[key]
+            for option in PLATE_OPTIONS:
+                if then.get(option) != options.get(option):
+                    raise ResumeError(
+                        f"{where}: plate {options.get('name', '?')!r} ({csv_text(key)}) was read "
+                        f"with {option} {then.get(option)!r}, this run reads it with "
+                        f"{options.get(option)!r}; its results cannot be mixed. Resume with the "
+                        f"same plate options, or {again}"
+                    )
+        for name, value in settings.items():
+            before = then_settings.get(name)
+            if name == "skip_bad_sites" and value and not before:
+                continue  # the wells finished without it skipped nothing
+            if before != value:
+                option = "--" + name.replace("_", "-")
+                raise ResumeError(
+                    f"{where}: the interrupted run predicted with {option} {before!r}, this run "
+                    f"with {value!r}; its results cannot be mixed. Resume with {option} "
+                    f"{before!r}, or {again}"
+                )
+
     def save(
         self,
         plate_key: str,
@@ -180,3 +261,8 @@ class PartialStore:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _plain(value: Any) -> Any:
+    """As JSON gives it back (tuples as lists...), so a record compares with this run's."""
+    return json.loads(json.dumps(value))

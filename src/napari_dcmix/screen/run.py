@@ -31,10 +31,17 @@ from napari_dcmix.model.predictions import (
 )
 from napari_dcmix.model.train_settings import PredictConfig
 from napari_dcmix.screen.executor import connected, dask_client, run_tasks, worker_count
-from napari_dcmix.screen.partial import PartialStore, PlateRecord
+from napari_dcmix.screen.partial import RESULT_SETTINGS, PartialStore, PlateRecord, ResumeError
 from napari_dcmix.screen.tasks import PlateSpec, TaskResult, plan_tasks, predict_task
 
-__all__ = ["ScreenProgress", "ScreenResult", "model_sha256", "plate_spec", "predict_screen"]
+__all__ = [
+    "ScreenProgress",
+    "ScreenResult",
+    "model_sha256",
+    "plate_options",
+    "plate_spec",
+    "predict_screen",
+]
 
 
 @dataclass
@@ -86,6 +93,38 @@ def _label(plate: Any) -> str:
     return repr(csv_text(str(plate.name)))
 
 
+def plate_options(plate: Any) -> dict[str, Any]:
+    """What a plate was read with (recorded for ``--resume``): its layout, plane, timepoint,
+    and which plate stain feeds each stain it presents (``channel_map``: presented name ->
+    plate stain; the same for a plate read as named and for a map pairing equal names)."""
+    sources = getattr(plate, "sources", None) or list(plate.channels)
+    return {
+        "name": csv_text(str(plate.name)),
+        "layout": getattr(plate, "layout", None),
+        "plane": getattr(plate, "plane", None),
+        "timepoint": getattr(plate, "timepoint", None),
+        "channel_map": dict(zip(plate.channels, sources, strict=True)),
+    }
+
+
+def _check_records(plates: Sequence[Any], keys: list[str], done: dict[str, PlateRecord],
+                   folder: Path) -> None:  # fmt: skip
+    """Partial results of wells or sites a plate no longer has are refused (ResumeError)."""
+    for plate, key in zip(plates, keys, strict=True):
+        record = done.get(key)
+        if record is None:
+            continue
+        wells = set(plate.wells)
+        for s in [*record.sites, *record.skipped]:
+            if s.well not in wells or s.site not in plate.sites(s.well):
+                what = f"well {s.well}" if s.well not in wells else f"well {s.well} site {s.site}"
+                raise ResumeError(
+                    f"cannot resume from {folder}: it holds results of {what} of plate "
+                    f"{_label(plate)} ({csv_text(key)}), which the plate no longer has (it "
+                    "changed since the interrupted run); pass --overwrite to start again"
+                )
+
+
 def predict_screen(
     model_path: str | Path,
     plates: Sequence[Any],
@@ -134,7 +173,11 @@ def predict_screen(
             raise ModelError(f"{out} exists; pass --overwrite to replace it")
         check_writable(out, "predictions CSV")
         store = PartialStore(out)
-        done = store.open(sha, columns, resume=resume, overwrite=overwrite)
+        read_with = {k: plate_options(p) for k, p in zip(keys, plates, strict=True)}
+        settings = {name: getattr(config, name, None) for name in RESULT_SETTINGS}
+        done = store.open(sha, columns, resume=resume, overwrite=overwrite, plates=read_with,
+                          settings=settings)  # fmt: skip
+        _check_records(plates, keys, done, store.folder)
 
     records = [done.get(k, PlateRecord()) for k in keys]
     # Two plates given twice (same key): both get the same rows, predicted once per mention.

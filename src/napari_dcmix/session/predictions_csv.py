@@ -20,6 +20,7 @@ class WellTable:
     plate: str
     class_names: list[str]
     probs: dict[str, np.ndarray] = field(default_factory=dict)  # well -> (n_classes,)
+    path: str = ""  # the plate's folder or URL (the CSV's path column): tells apart one name
 
     def wells(self) -> list[str]:
         return sort_wells(self.probs)
@@ -45,6 +46,9 @@ def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def _probs(row: dict[str, str], classes: list[str], path: Path, line: int) -> np.ndarray:
+    """The row's p_ columns; all empty (a well whose every site was skipped) is NaN."""
+    if all(not (row.get(f"p_{c}") or "").strip() for c in classes):
+        return np.full(len(classes), np.nan)
     try:
         return np.array([float(row[f"p_{c}"]) for c in classes], dtype=float)
     except (TypeError, ValueError):
@@ -55,16 +59,23 @@ def _probs(row: dict[str, str], classes: list[str], path: Path, line: int) -> np
         ) from None
 
 
+def _plate_of(row: dict[str, str], path: Path) -> tuple[str, str]:
+    """(plate name, plate path): the ``plate`` column (else the file name) and the ``path``
+    column, which tells apart plates of one name."""
+    return (row.get("plate") or "").strip() or path.stem, (row.get("path") or "").strip()
+
+
 def read_well_tables(path: str | Path) -> list[WellTable]:
-    """Per plate (the ``plate`` column, else the file name), each well's probabilities: the
-    ``level=well`` rows when there are any, else the mean of the well's site rows."""
+    """Per plate (the ``plate`` and ``path`` columns, else the file name), each well's
+    probabilities: the ``level=well`` rows when there are any, else the mean of the well's
+    site rows. A well without a predicted site (all skipped) has NaN probabilities."""
     path = Path(path)
     classes, rows = _rows(path)
-    sites: dict[str, dict[str, list[np.ndarray]]] = {}
-    wells: dict[str, dict[str, np.ndarray]] = {}
-    order: list[str] = []
+    sites: dict[tuple[str, str], dict[str, list[np.ndarray]]] = {}
+    wells: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    order: list[tuple[str, str]] = []
     for line, row in enumerate(rows, start=2):
-        plate = (row.get("plate") or "").strip() or path.stem
+        plate = _plate_of(row, path)
         if plate not in order:
             order.append(plate)
         try:
@@ -79,7 +90,7 @@ def read_well_tables(path: str | Path) -> list[WellTable]:
             sites.setdefault(plate, {}).setdefault(well, []).append(probs)
     tables = []
     for plate in order:
-        table = WellTable(plate, list(classes))
+        table = WellTable(plate[0], list(classes), path=plate[1])
         if wells.get(plate):
             table.probs = dict(wells[plate])
         else:
@@ -91,19 +102,20 @@ def read_well_tables(path: str | Path) -> list[WellTable]:
 
 
 def read_site_predictions(path: str | Path, device: str = "") -> list:
-    """``PlatePredictions`` per plate from the site rows (``level=site``) of a predictions
-    CSV, as ``napari-dcmix predict`` and saved sessions write them."""
+    """``PlatePredictions`` per plate (``plate`` and ``path`` columns) from the site rows
+    (``level=site``) of a predictions CSV, as ``napari-dcmix predict`` and saved sessions
+    write them."""
     from napari_dcmix.model.predictions import PlatePredictions, SitePrediction
 
     path = Path(path)
     classes, rows = _rows(path)
     if "site" not in (rows[0] if rows else {"site": ""}):
         raise DcmixError(f"predictions CSV {path}: expected a 'site' column")
-    out: dict[str, PlatePredictions] = {}
+    out: dict[tuple[str, str], PlatePredictions] = {}
     for line, row in enumerate(rows, start=2):
         if (row.get("level") or "site").strip() != "site":
             continue
-        plate = (row.get("plate") or "").strip() or path.stem
+        plate = _plate_of(row, path)
         try:
             well, site = normalise_well(row.get("well") or ""), int(row.get("site") or "")
         except (DcmixError, ValueError):
@@ -111,6 +123,8 @@ def read_site_predictions(path: str | Path, device: str = "") -> list:
                 f"predictions CSV {path} line {line}: expected a well and a site number, found "
                 f"{row.get('well')!r}, {row.get('site')!r}"
             ) from None
-        preds = out.setdefault(plate, PlatePredictions(plate, list(classes), device))
+        preds = out.setdefault(
+            plate, PlatePredictions(plate[0], list(classes), device, path=plate[1])
+        )
         preds.sites.append(SitePrediction(well, site, _probs(row, classes, path, line)))
     return list(out.values())

@@ -137,6 +137,7 @@ class DcmixSession(AnnotationActions, StainActions):
         """Reopen a plate at another plane (an index or "max" for the maximum projection) or
         timepoint; annotations stay, predictions (of the other plane) go."""
         state = self.state(key)
+        self._refuse_while_running(state, "plane or timepoint")
         raw = _open_raw(state.raw.path, state.layout, plane, timepoint)
         state.raw, state.plane, state.timepoint = raw, plane, timepoint
         self._refresh_view(state)
@@ -204,9 +205,9 @@ class DcmixSession(AnnotationActions, StainActions):
     def device(self) -> str:
         return self.predict_settings.device
 
-    def update_settings(self, which: str, **values: Any) -> None:
+    def update_settings(self, which: str, **values: Any) -> Any:
         """Change fine-tune (``which="train"``) or predict settings; the settings class
-        checks them (ModelError says what was expected)."""
+        checks them (ModelError says what was expected). Returns the new settings."""
         current = self.train_settings if which == "train" else self.predict_settings
         new = dataclasses.replace(current, **values)
         if which == "train":
@@ -214,6 +215,7 @@ class DcmixSession(AnnotationActions, StainActions):
         else:
             self.predict_settings = new
         self.events.settings_changed.emit()
+        return new
 
     # --- tasks -----------------------------------------------------------------------------------
     @property
@@ -233,13 +235,23 @@ class DcmixSession(AnnotationActions, StainActions):
         self.events.task_finished.emit(task)
 
     def cancel(self) -> None:
-        """Stop the running task at its next step; its result is discarded."""
-        if self.task is not None:
-            self.task.cancel()
+        """Stop the running task at its next step; its result is discarded. A task whose work
+        never started (made by ``predict_task`` and never run) ends here and now."""
+        task = self.task
+        if task is None:
+            return
+        task.cancel()
+        if not task.started:
+            task.end(None)
 
     def run(self, task: Task) -> Generator[Any, None, Any]:
         """Run a task in this thread: yields its progress events, returns its result (None when
         cancelled); the session is updated as the widget's worker would update it."""
+        if task.outcome is not None:  # ended before it ran (cancelled)
+            return None
+        if task.cancelled:
+            task.end(None)
+            return None
         if self.task is not task:
             self._start(task)
         try:
@@ -267,12 +279,15 @@ class DcmixSession(AnnotationActions, StainActions):
         return task.result if task.outcome == DONE else None
 
     def predict(self, **overrides: Any) -> Generator[Any, None, Any]:
-        """``result = yield from session.predict()`` (or drain it): predict the current plate."""
-        return self.run(self.predict_task(**overrides))
+        """``result = yield from session.predict()`` (or drain it): predict the current plate.
+        The task starts at the first ``next()``: a generator never run leaves the session
+        idle."""
+        return (yield from self.run(self.predict_task(**overrides)))
 
     def fine_tune(self, **overrides: Any) -> Generator[Any, None, Any]:
-        """Fine-tune on the current plate's annotations; a cancelled run keeps the model."""
-        return self.run(self.finetune_task(**overrides))
+        """Fine-tune on the current plate's annotations; a cancelled run keeps the model. The
+        task starts at the first ``next()``."""
+        return (yield from self.run(self.finetune_task(**overrides)))
 
     def predict_task(self, **overrides: Any) -> Task:
         from napari_dcmix.session.actions import predict_task
@@ -320,9 +335,12 @@ class DcmixSession(AnnotationActions, StainActions):
         return load_session(self, folder)
 
     def locate_plate(self, missing: MissingPlate, path: str | Path) -> PlateState:
-        from napari_dcmix.session.store import restore_plate
+        """Open a missing plate from ``path`` with what the session saved of it (what cannot
+        be restored is said in ``load_notes``)."""
+        from napari_dcmix.session.store import is_url, restore_plate
 
-        state = restore_plate(self, missing.entry, missing.folder, Path(path))
+        where = str(path) if is_url(path) else Path(path)
+        state = restore_plate(self, missing.entry, missing.folder, where)
         self.missing = [m for m in self.missing if m is not missing]
         self.events.missing_changed.emit()
         return state
@@ -345,11 +363,13 @@ class DcmixSession(AnnotationActions, StainActions):
             self.close_plate(key)
         self.model, self.model_path = None, None
         self.model_dirty, self.model_is_default = False, False
+        self.ablation = None  # it checked the dropped model
         self.history, self.runs, self.losses = [], [], []
         self.train_settings = TrainConfig(**FINETUNE_DEFAULTS)
         self.predict_settings = PredictConfig()
         self.heatmap, self.device_used, self.view, self.missing = None, None, {}, []
         self.events.model_changed.emit()
+        self.events.ablation_changed.emit()
         self.events.settings_changed.emit()
         self.events.heatmap_changed.emit()
         self.events.missing_changed.emit()

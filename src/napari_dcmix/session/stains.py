@@ -14,6 +14,16 @@ class StainActions:
     """Mixed into DcmixSession (uses its plates, model and events)."""
 
     # --- stains ----------------------------------------------------------------------------------
+    def _refuse_while_running(self, state: PlateState, what: str) -> None:
+        """What the model reads of a plate stays as it is while a task on that plate runs:
+        its result is stored against the plate as it read it."""
+        task = self.task
+        if task is not None and task.outcome is None and task.key == state.key:
+            raise DcmixError(
+                f"{task.action} is running on plate {state.name!r}; change its {what} when it "
+                "is done, or cancel it"
+            )
+
     def _refresh_view(self, state: PlateState) -> None:
         """The plate the model reads: the mapping in the model's stain order when it covers
         them, else the mapped / remaining stains in the plate's order."""
@@ -37,6 +47,7 @@ class StainActions:
         from napari_dcmix.plate.channel_map import map_channels, parse_channel_map
 
         state = self.state(key)
+        self._refuse_while_running(state, "stain mapping")
         if isinstance(mapping, str):
             mapping = parse_channel_map(mapping)
         mapping = dict(mapping or {})
@@ -50,6 +61,7 @@ class StainActions:
         from napari_dcmix.plate.channel_map import map_channels
 
         state = self.state(key)
+        self._refuse_while_running(state, "excluded stains")
         names = list(dict.fromkeys(names))
         map_channels(state.raw, state.channel_map, None, names)  # checks the names
         state.excluded = names

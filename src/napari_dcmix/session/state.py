@@ -91,7 +91,9 @@ class NetworkView:
 
 
 def plate_key(plate: Any) -> str:
-    """Plates are told apart by their folder: reopening it finds its state again."""
+    """Plates are told apart by their folder (or URL): reopening it finds its state again."""
+    if "://" in str(plate.path):
+        return str(plate.path)
     try:
         return str(Path(plate.path).resolve())
     except (OSError, RuntimeError, TypeError):

@@ -62,6 +62,7 @@ class Task:
         self.result: Any = None
         self.error: BaseException | None = None
         self.events_seen = 0
+        self.started = False  # work() was called: the work runs (or ran) somewhere
         self._stop = threading.Event()
         self._func, self._args, self._kwargs = func, args, kwargs
         self._on_progress, self._on_result, self._on_failed = on_progress, on_result, on_failed
@@ -76,6 +77,7 @@ class Task:
         return self._stop.is_set()
 
     def work(self) -> Generator:
+        self.started = True
         return self._func(*self._args, should_stop=self.should_stop, **self._kwargs)
 
     def cancel(self) -> None:
