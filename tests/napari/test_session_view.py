@@ -124,8 +124,9 @@ def test_saving_asks_and_never_deletes_what_is_not_a_session(widget, answer, not
     junk.mkdir()
     (junk / "figure.png").write_bytes(b"mine")
     assert widget.save_session(junk) is None  # the widget fixture fails on any question
-    assert "not a napari-dcmix session folder" in notifications[-1] and "figure.png" in (
-        notifications[-1]
+    assert (
+        "not a napari-dcmix session folder" in notifications[-1]
+        and "figure.png" in (notifications[-1])
     )
     assert [p.name for p in junk.iterdir()] == ["figure.png"]
     folder = widget.save_session(tmp_path / "s")
