@@ -547,7 +547,7 @@ def _train_remote(
         return None
     finished = [j for j in trained if j is not None]
     if pairs:
-        cfg = dataclasses.replace(config, mode="mixing")
+        cfg = per_class_config(config)
         subs = [_per_class_member(finished[j], data, config, ref, c) for j, c in pairs]
         pair_tasks = [
             MemberTask(remote, scale, input_size, stats, fg, cfg, sub, members, pair=(ref, c))
@@ -837,12 +837,27 @@ def _per_class_member(job: _Member, data: LabelledSet, config: TrainConfig, ref:
     return _Member(job.number, net, job.train_idx[keep], np.empty(0, dtype=np.int64), seed)
 
 
+def per_class_config(config: TrainConfig) -> TrainConfig:
+    """The settings of one-vs-reference training: a fresh mixing layer and head on a frozen
+    backbone, which is fine-tuning, so at least the fine-tuning rates (with the rates of
+    training from scratch, 1e-3 / 1e-2, the layers barely leave their random start and the
+    per-class bars are noise)."""
+    from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS
+
+    return dataclasses.replace(
+        config,
+        mode="mixing",
+        lr=max(config.lr, FINETUNE_DEFAULTS["lr"]),
+        mixing_lr=max(config.mixing_lr, FINETUNE_DEFAULTS["mixing_lr"]),
+    )
+
+
 def _per_class_job(
     ctx: _Context, sub: _Member, members: int, config: TrainConfig, ref: str, cls: str
 ) -> Callable[[], Generator]:
     """The job training ``sub`` (``_per_class_member``); it returns the readout (C,)."""
     pair = pair_set(ctx.data, ref, cls)
-    cfg = dataclasses.replace(config, mode="mixing")
+    cfg = per_class_config(config)
 
     def run() -> Generator[TrainProgress, None, np.ndarray | None]:
         done = yield from _fit_member(
