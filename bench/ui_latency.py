@@ -61,16 +61,25 @@ def _repaint_ms(viewer, rounds: int = 7) -> float:
     return round(sorted(paints)[len(paints) // 2], 1)
 
 
-def _measure(run, widget) -> dict[str, float]:
-    from napari_dcmix._napari.latency import TickGaps
+def _measure(run, widget, where: bool = False) -> dict[str, float]:
+    from napari_dcmix._napari.latency import StallSampler, TickGaps
 
     gaps = TickGaps(10).start()
+    sampler = StallSampler(gaps).start() if where else None
     t0 = time.perf_counter()
     job = run()
     if job is None:
         raise SystemExit("the widget refused to start the job (see the notification above)")
     widget.wait_until_idle(600)
     gaps.stop()
+    if sampler is not None:
+        sampler.stop()
+        long = sorted(((g, i) for i, g in enumerate(gaps.gaps_ms) if g > 120), reverse=True)
+        print(f"  gaps over 120 ms (ms at s since the start): "
+              f"{[(round(g), round(gaps.ticks[i] - t0, 2)) for g, i in long[:8]]}")  # fmt: skip
+        print("  where the main thread was during them (samples every 20 ms, innermost first):")
+        for n, w in sampler.summary():
+            print(f"    {n:>3} x {w}")
     return {
         "wall_s": round(time.perf_counter() - t0, 2),
         "max_gap_ms": round(gaps.max_gap_ms, 1),
@@ -98,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--repeats", type=int, default=2, help="runs of each job (first is cold)")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--where", action="store_true",
+        help="print each job's long gaps and where the main thread was during them",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -170,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     # each job's worst stall against a repaint of the scene as it is right after that job
     # (the overlays it drew included): the machine's speed drifts during a run
     for _ in range(args.repeats):
-        results["predict"].append(_with_repaint(_measure(widget.run_predict, widget), viewer))
+        results["predict"].append(
+            _with_repaint(_measure(widget.run_predict, widget, args.where), viewer)
+        )
     for _ in range(args.repeats):
-        run = _measure(lambda: widget.run_finetune(mode=args.mode, epochs=args.epochs), widget)
+        run = _measure(
+            lambda: widget.run_finetune(mode=args.mode, epochs=args.epochs), widget, args.where
+        )
         results["finetune"].append(_with_repaint(run, viewer))
     results["repaint_overlays_ms"] = _repaint_ms(viewer)
     results["device"] = widget.predictions.device if widget.predictions else "?"

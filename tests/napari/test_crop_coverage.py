@@ -31,8 +31,13 @@ def test_crop_rectangle_follows_the_scale_settings(widget, viewer, synth_plate) 
     # binned by 2: the same 32-pixel crop covers 64 camera pixels (the whole 64 px site)
     session.update_settings("train", bin=2)
     assert "64 x 64 camera pixels (binned by 2: 32 px)" in section.coverage.text()
-    rect = np.asarray(_crop_layer(viewer).data[0])
+    assert _crop_layer(viewer) is layer  # updated in place: no scene rebuild per change
+    rect = np.asarray(layer.data[0])
     assert (rect.max(axis=0) - rect.min(axis=0)).tolist() == [64, 64]
+    assert list(layer.features["text"]) == [section.coverage.text()]
+    n_layers = len(viewer.layers)
+    session.events.model_changed.emit()  # nothing changed: the layer stays as it is
+    assert _crop_layer(viewer) is layer and len(viewer.layers) == n_layers
 
     # with the plate's pixel size known, micrometres too
     widget.plate.pixel_size_um = 0.5

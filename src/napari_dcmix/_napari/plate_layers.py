@@ -357,22 +357,49 @@ class PlateLayers:
     # --- what one crop covers -----------------------------------------------------------------
     def show_crop(self, key: str | None, side: int | None, text: str) -> Any:
         """A rectangle of ``side`` camera pixels at the corner of the plate's focused (else
-        first) site: what one network input covers. None removes it."""
-        for layer in list(self.viewer.layers) if self.viewer is not None else []:
-            if layer.metadata.get(ROLE_KEY) == CROP_ROLE:
-                self.viewer.layers.remove(layer)
+        first) site: what one network input covers. None removes it.
+
+        The layer is updated in place when it stays (a new layer, or removing one, costs the
+        viewer a scene rebuild: a visible stall each time the model or a setting changes)."""
         found = self.of(key)
-        if found is None or side is None or not self.alive(found.wells):
+        shown = [
+            layer
+            for layer in (list(self.viewer.layers) if self.viewer is not None else [])
+            if layer.metadata.get(ROLE_KEY) == CROP_ROLE
+        ]
+        rect = None
+        if found is not None and side is not None and self.alive(found.wells):
+            plate = found.wells.metadata[PLATE_KEY]
+            state = self.session.state(key)
+            well, site = state.focus if state.focus else (plate.wells[0], None)
+            site = site if site is not None else plate.sites(well)[0]
+            y, x = found.geometry.site_origin(well, site)
+            h, w = plate.image_shape
+            side_y, side_x = min(side, h), min(side, w)
+            rect = np.array([[y, x], [y + side_y, x + side_x]], dtype=float)
+        keep = shown[0] if len(shown) == 1 and rect is not None else None
+        if keep is not None and keep.metadata.get(KEY_KEY) != key:
+            keep = None
+        for layer in shown:
+            if layer is not keep:
+                self.viewer.layers.remove(layer)
+        if rect is None:
             return None
-        plate = found.wells.metadata[PLATE_KEY]
-        state = self.session.state(key)
-        well, site = state.focus if state.focus else (plate.wells[0], None)
-        site = site if site is not None else plate.sites(well)[0]
-        y, x = found.geometry.site_origin(well, site)
-        h, w = plate.image_shape
-        side_y, side_x = min(side, h), min(side, w)
+        if keep is not None:
+            old = keep.data[0] if len(keep.data) else None
+            if (
+                old is None
+                or old.shape != (4, 2)
+                or not np.allclose([old.min(0), old.max(0)], rect)
+            ):
+                keep.data = [rect]
+                keep.edge_width = max(1.0, side / 32)
+            if list(keep.features["text"]) != [text]:
+                keep.features = {"text": [text]}
+                keep.refresh_text()
+            return keep
         layer = self.viewer.add_shapes(
-            [np.array([[y, x], [y + side_y, x + side_x]], dtype=float)],
+            [rect],
             shape_type="rectangle",
             name="one crop",
             edge_color="yellow",
