@@ -40,6 +40,7 @@ def main() -> None:
     import torch
 
     from napari_dcmix._napari.demo import DEMO_ANNOTATED_PER_CLASS, demo_annotations
+    from napari_dcmix._napari.workers import leave_a_core_for_the_viewer
     from napari_dcmix.model import (
         FINETUNE_DEFAULTS,
         default_model_path,
@@ -51,13 +52,15 @@ def main() -> None:
     from napari_dcmix.plate import open_plate
     from napari_dcmix.sample import sample_plate
 
+    leave_a_core_for_the_viewer()  # as the widget does before its first job: its Fine-tune
     per_class = args.per_class or DEMO_ANNOTATED_PER_CLASS
     sample = sample_plate(Path(tempfile.mkdtemp(prefix="dcmix-bench-ft-")) / "sample")
     plate = open_plate(sample.path)
     labels = demo_annotations(sample.labels, per_class)
     base = load_model(default_model_path())
     print(f"# {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
-          f"threads); sample plate {len(plate.wells)} wells x {plate.max_sites} sites, "
+          f"threads, capped as the viewer caps them); sample plate {len(plate.wells)} wells x "
+          f"{plate.max_sites} sites, "
           f"{len(labels)} annotated wells; default model: {len(base.members)} members, "
           f"{base.scale}")  # fmt: skip
     print(f"# fine-tuning defaults: {FINETUNE_DEFAULTS}")
