@@ -38,13 +38,12 @@ same model on the test images (``napari_dcmix.model.ablation.ablation_importance
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gzip
 import importlib.util
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -257,19 +256,15 @@ def comparison_model(name: str, channels: list[str], classes: list[str], size: i
 
 
 # --- measurements ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int):
     """Work on one network at a time (evaluation: ablation, accuracy, speed; training the
     single comparison networks) runs with ``n`` torch threads: on a shared 2-core machine, 2
     threads spin-wait against other processes' work (an ablation took 4x longer than on 1
     thread). Ensembles train with the machine's threads: the product then trains one member
     per core, one thread each."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
+    from napari_dcmix.model.training import torch_threads as product_threads
+
+    return product_threads(n)
 
 
 def fit(model, x, y, config: TrainConfig, channels, classes):

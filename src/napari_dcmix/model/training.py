@@ -478,7 +478,8 @@ def _run_jobs(
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (at least 1), then restore the count."""
     prev = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
@@ -766,7 +767,7 @@ def _train_set(
     else:
         workers = _workers(config, len(jobs), device)
         threads = max(1, torch.get_num_threads() // workers) if device.type == "cpu" else 1
-        with _torch_threads(threads) if workers > 1 else contextlib.nullcontext():
+        with torch_threads(threads) if workers > 1 else contextlib.nullcontext():
             finished = yield from _run_jobs([member_job(j) for j in jobs], workers, stop,
                                             stopped)  # fmt: skip
             if stopped() or any(f is None for f in finished):
