@@ -220,6 +220,40 @@ def test_a_moved_plate_is_asked_for(worked_session, synth_plate, tmp_path):
     assert state.predictions is not None and "unused" in state.classes
 
 
+def test_a_plate_not_found_survives_saving_over_its_own_session(session, synth_plate,
+                                                                 rxrx1_plate, tmp_path):  # fmt: skip
+    """Open a session while one plate's drive is away, work on the other, save over the same
+    folder: the away plate keeps its annotations and predictions, and locating it later gives
+    it its own data, not the plate now saved first."""
+    away = tmp_path / "drive" / "plate"
+    shutil.copytree(synth_plate.path, away)
+    session.close_plate(next(iter(session.plates)))
+    session.open_plate(away)
+    session.set_annotations(synth_plate.labels)
+    drain(session.predict())
+    predicted = [(s.well, s.site) for s in session.current.predictions.sites]
+    session.open_plate(rxrx1_plate.path)
+    other = {rxrx1_plate.wells[0]: "control"}
+    session.set_annotations(other)
+    folder = session.save(tmp_path / "s")
+    shutil.move(away, tmp_path / "later")  # the drive is unmounted
+
+    fresh = DcmixSession()
+    (missing,) = fresh.load(folder)
+    assert list(fresh.plates.values())[0].annotations == other
+    fresh.save(folder, overwrite=True)  # the user saves over the session they opened
+    saved = json.loads((folder / "session.json").read_text())
+    assert [p["name"] for p in saved["plates"]] == [rxrx1_plate.name, missing.name]
+    assert missing.folder == folder and missing.entry == saved["plates"][1]
+
+    state = fresh.locate_plate(missing, tmp_path / "later")  # the drive is back elsewhere
+    assert state.annotations == synth_plate.labels  # its own, not the other plate's
+    assert [(s.well, s.site) for s in state.predictions.sites] == predicted
+    again = DcmixSession()
+    (missing_again,) = again.load(folder)
+    assert missing_again.name == missing.name
+
+
 def test_a_session_moved_with_its_plate_still_opens(session, synth_plate, tmp_path):
     work = tmp_path / "project"
     shutil.copytree(synth_plate.path, work / "plate")

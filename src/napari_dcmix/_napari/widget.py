@@ -468,8 +468,10 @@ class DcmixWidget(QWidget):
             where = self.dialogs.open_dir(f"Plate {plate.name} {problem}: where is it now?")
             if where and self.attempt("Open session", self.session.locate_plate, plate, where):
                 continue
-            self.session.forget_missing(plate)
-            self.notify_warning(f"Open session: plate {plate.name} ({plate.path}) left out.")
+            self.notify_warning(
+                f"Open session: plate {plate.name} ({plate.path}) left out of the view; the "
+                "session keeps its annotations and predictions and saves them again with it."
+            )
         for note in self.session.load_notes:
             self.notify_warning(f"Open session: {note}")
         self._apply_view_state(self.session.view)

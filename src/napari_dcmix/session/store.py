@@ -181,6 +181,31 @@ def save_session(session: DcmixSession, folder: str | Path, overwrite: bool = Fa
                                          encoding="utf-8")  # fmt: skip
                 entry["predictions_extra"] = extra
             plates.append(entry)
+        # plates of the opened session that were not found (and not located) are kept as the
+        # session saved them, their files copied and renumbered: saving never drops them
+        carried = []
+        for i, missing in enumerate(session.missing, start=len(plates) + 1):
+            entry = dict(missing.entry)
+            for field_name, suffix in (("annotations", "annotations.csv"),
+                                       ("predictions", "predictions.csv"),
+                                       ("predictions_extra", "predictions.json")):  # fmt: skip
+                source = entry.get(field_name)
+                if not source:
+                    continue
+                name = f"plates/{i}-{suffix}"
+                try:
+                    (tmp / name).write_bytes((missing.folder / source).read_bytes())
+                except OSError as exc:
+                    raise SessionError(
+                        f"cannot save the session to {folder}: the {field_name} of plate "
+                        f"{missing.name!r} (not found at {missing.path}) could not be copied "
+                        f"from {missing.folder / source}: {exc}; nothing was written"
+                    ) from exc
+                entry[field_name] = name
+            if entry.get("relative_path") is not None and not is_url(missing.path):
+                entry["relative_path"] = _relative(Path(missing.path), folder.parent / folder.name)
+            plates.append(entry)
+            carried.append((missing, entry))
         model: dict[str, Any] | None = None
         if session.model is not None:
             saved_elsewhere = (
@@ -215,6 +240,8 @@ def save_session(session: DcmixSession, folder: str | Path, overwrite: bool = Fa
             "view": _plain(session.view),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    for missing, entry in carried:  # they now live in the new folder, under their new names
+        missing.entry, missing.folder = entry, folder
     return folder
 
 
