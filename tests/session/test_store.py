@@ -220,8 +220,9 @@ def test_a_moved_plate_is_asked_for(worked_session, synth_plate, tmp_path):
     assert state.predictions is not None and "unused" in state.classes
 
 
-def test_a_plate_not_found_survives_saving_over_its_own_session(session, synth_plate,
-                                                                 rxrx1_plate, tmp_path):  # fmt: skip
+def test_a_plate_not_found_survives_saving_over_its_session(
+    session, synth_plate, rxrx1_plate, tmp_path
+):
     """Open a session while one plate's drive is away, work on the other, save over the same
     folder: the away plate keeps its annotations and predictions, and locating it later gives
     it its own data, not the plate now saved first."""
@@ -240,7 +241,7 @@ def test_a_plate_not_found_survives_saving_over_its_own_session(session, synth_p
 
     fresh = DcmixSession()
     (missing,) = fresh.load(folder)
-    assert list(fresh.plates.values())[0].annotations == other
+    assert next(iter(fresh.plates.values())).annotations == other
     fresh.save(folder, overwrite=True)  # the user saves over the session they opened
     saved = json.loads((folder / "session.json").read_text())
     assert [p["name"] for p in saved["plates"]] == [rxrx1_plate.name, missing.name]
