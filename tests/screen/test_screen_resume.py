@@ -227,7 +227,10 @@ def test_resume_refuses_results_of_wells_the_plate_lost(screen_plates, tmp_path,
         site.unlink()
     shutil.copy(screen_plates[0] / "B04_s2.tif", last)
     capsys.readouterr()
-    assert main([*args, "--resume"]) == 2
+    (record,) = tmp_path.glob("*/run.json")
+    before = record.read_bytes()
+    assert main([*args, "--resume", "--skip-bad-sites"]) == 2
     err = capsys.readouterr().err
     assert "it holds results of well A01 of plate 'plate'" in err and str(plate) in err
     assert "no longer has" in err and "Traceback" not in err
+    assert record.read_bytes() == before  # a refused resume leaves the record as it was

@@ -112,9 +112,9 @@ class PartialStore:
         self._manifest = {"format": FORMAT, "version": VERSION, "model_sha256": sha256,
                           "columns": list(columns), "plates": plates,
                           "settings": settings}  # fmt: skip
+        # rewritten (with this run's settings: skip_bad_sites may be on now) before this run
+        # adds its first batch; a resume refused by the caller's checks leaves it as it was
         self._started = False
-        if done:  # the record says what this run adds with (skip_bad_sites may be on now)
-            self._start()
         return done
 
     def _start(self) -> None:
