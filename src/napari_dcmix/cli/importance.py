@@ -80,20 +80,15 @@ def run(args: argparse.Namespace) -> int:
         raise LabelsError("--labels is for --ablation PLATE; give the plate too")
     ablation = None
     if args.ablation:
+        from napari_dcmix.cli._progress import drive
         from napari_dcmix.model.ablation import ablation_on_plate
         from napari_dcmix.model.inference import check_channels
         from napari_dcmix.plate.labels import read_labels_csv
 
-        plate = open_plates([args.ablation], args)[0]
+        plate = open_plates([args.ablation], args, channels=list(model.channel_names))[0]
         check_channels(model, plate)
         labels = read_labels_csv(args.labels, plate=plate.name)
-        gen = ablation_on_plate(model, plate, labels, seed=args.seed)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                found = stop.value
-                break
+        found = drive(ablation_on_plate(model, plate, labels, seed=args.seed), lambda _: None)
         ablation = {"ablation": found.ablation, "spearman": found.spearman,
                     "n_inputs": found.n_inputs}  # fmt: skip
     if args.json:

@@ -35,18 +35,11 @@ def ablation_importance(model: Any, inputs: np.ndarray, batch_size: int = 64) ->
     return normalised(stain_ablation(model, batches))
 
 
-def labelled_inputs(
-    model: Any,
-    plate: Any,
-    labels: dict[str, str],
-    max_sites: int = MAX_SITES,
-    max_tiles: int = MAX_TILES,
-    seed: int = 0,
-    keys_only: bool = False,
-) -> Any:
-    """Normalised inputs (tiles at the model's scale) of up to ``max_sites`` labelled sites,
-    the same number from each class where the plate has them (``keys_only``: the sites'
-    ``(well, site)`` keys, nothing read)."""
+def labelled_sites(
+    plate: Any, labels: dict[str, str], max_sites: int = MAX_SITES, seed: int = 0
+) -> list[tuple[str, int]]:
+    """The ``(well, site)`` keys of up to ``max_sites`` labelled sites, the same number from
+    each class where the plate has them (drawn with ``seed``)."""
     from napari_dcmix.plate.labels import check_labels_fit
 
     named = check_labels_fit(labels, plate)
@@ -63,10 +56,7 @@ def labelled_inputs(
         sites = [(w, s) for w in plate.wells if named.get(w) == cls for s in plate.sites(w)]
         chosen = rng.permutation(len(sites))[:per_class]
         keys += [sites[i] for i in sorted(chosen)]
-    if keys_only:
-        return keys
-    prep = SitePrep(model.scale, model.input_size, model.normalisation)
-    return np.concatenate([prep.tiles(np.asarray(plate.read(w, s)), max_tiles) for w, s in keys])
+    return keys
 
 
 def compare(learned: dict[str, float], ablation: Sequence[float]) -> tuple[dict, float]:
@@ -123,7 +113,7 @@ def ablation_on_plate(
     """Per-stain ablation of ``model`` on the labelled wells of ``plate`` (the check the CLI's
     ``importance --ablation`` and the widget's button run); yields progress, returns the
     result (None when ``should_stop()`` became true)."""
-    keys = labelled_inputs(model, plate, labels, max_sites, max_tiles, seed, keys_only=True)
+    keys = labelled_sites(plate, labels, max_sites, seed)
     prep = SitePrep(model.scale, model.input_size, model.normalisation)
     total = len(keys) + 1
     chunks = []
@@ -133,6 +123,7 @@ def ablation_on_plate(
         chunks.append(prep.tiles(np.asarray(plate.read(well, site)), max_tiles))
         yield AblationProgress(i, total)
     inputs_all = np.concatenate(chunks)
-    values, rho = compare(model.channel_importance(), ablation_importance(model, inputs_all))
+    learned = model.channel_importance()
+    values, rho = compare(learned, ablation_importance(model, inputs_all))
     yield AblationProgress(total, total)
-    return AblationResult(values, model.channel_importance(), rho, len(inputs_all))
+    return AblationResult(values, learned, rho, len(inputs_all))

@@ -65,7 +65,12 @@ from napari_dcmix.model.sites import (
     plan_epoch,
     plate_set,
 )
-from napari_dcmix.model.train_settings import TrainConfig, TrainProgress, TrainResult
+from napari_dcmix.model.train_settings import (
+    FINETUNE_DEFAULTS,
+    TrainConfig,
+    TrainProgress,
+    TrainResult,
+)
 from napari_dcmix.plate.normalise import check_finite
 
 RECALIBRATION_INPUTS = 512  # training inputs whose activations set the BatchNorm statistics
@@ -847,8 +852,6 @@ def per_class_config(config: TrainConfig) -> TrainConfig:
     backbone, which is fine-tuning, so at least the fine-tuning rates (with the rates of
     training from scratch, 1e-3 / 1e-2, the layers barely leave their random start and the
     per-class bars are noise)."""
-    from napari_dcmix.model.train_settings import FINETUNE_DEFAULTS
-
     return dataclasses.replace(
         config,
         mode="mixing",
@@ -967,14 +970,12 @@ def train(
     info = {"plates": [p.name for p in plate_list], "n_labelled_wells": len(data.group_names)}
     remote = None
     if client is not None:
-        from napari_dcmix.model.remote_training import Rebuild
+        from napari_dcmix.model.remote_training import Rebuild, keys_digest
 
         if openers is None or len(openers) != len(plate_list):
             raise ModelError(
                 "training on a Dask cluster needs one opener per plate (how a worker reopens it)"
             )
-        from napari_dcmix.model.remote_training import keys_digest
-
         remote = Rebuild(channels, classes, openers=list(openers), labels=label_list,
                          keys_digest=keys_digest(data.keys))  # fmt: skip
     return (yield from _train_set(model, data, config, should_stop, info, client, remote))

@@ -1,14 +1,16 @@
 """The session's long actions as tasks: predict the current plate, fine-tune on its
-annotations. ``DcmixSession.predict_task`` / ``finetune_task`` call these."""
+annotations, check the importance by ablation. ``DcmixSession.predict_task`` /
+``finetune_task`` / ``ablation_task`` call these."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from napari_dcmix.errors import DcmixError, ModelError
+from napari_dcmix.errors import DcmixError
 from napari_dcmix.session.tasks import ConstantChannelsError, Task
 
 if TYPE_CHECKING:
@@ -25,8 +27,7 @@ def predict_task(session: DcmixSession, **overrides: Any) -> Task:
     settings = dataclasses.replace(session.predict_settings, **overrides)
     key = state.key
 
-    def progress(event: Any) -> None:
-        _device(session, event)
+    progress = functools.partial(_device, session)
 
     def result(predictions: Any) -> bool:
         _device(session, predictions)
@@ -107,7 +108,7 @@ def finetune_task(session: DcmixSession, **overrides: Any) -> Task:
             {
                 "plate": state.name,
                 "wells": len(labels),
-                "settings": {k: v for k, v in dataclasses.asdict(config).items()},
+                "settings": dataclasses.asdict(config),
                 "final": {k: v for k, v in last.items() if isinstance(v, (int, float, str))},
             }
         )
@@ -160,9 +161,6 @@ def _progress_of(event: Any) -> tuple[int, int]:
     return done, int(event.epochs) * int(event.steps)
 
 
-__all__ = ["ModelError", "finetune_task", "predict_task"]
-
-
 def ablation_task(session: DcmixSession) -> Task:
     """Per-stain ablation of the model on the current plate's annotated wells (the check of
     the learned importance: each stain replaced by its normalised mean)."""
@@ -185,3 +183,6 @@ def ablation_task(session: DcmixSession) -> Task:
         session, "ablation", "Ablation", key, ablation_on_plate, (model, state.plate, labels),
         {}, lambda _e: None, result, lambda e: (int(e.done), int(e.total)),
     )  # fmt: skip
+
+
+__all__ = ["ablation_task", "finetune_task", "predict_task"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from napari_dcmix.errors import DcmixError, LabelsError
 from napari_dcmix.session.scores import ScoreSpec
-from napari_dcmix.session.state import DEFAULT_CLASSES, _refuse_existing, _write_atomically
+from napari_dcmix.session.state import DEFAULT_CLASSES, _refuse_existing
 
 
 class AnnotationActions:
@@ -116,9 +116,7 @@ class AnnotationActions:
             raise LabelsError("no wells are annotated")
         path = Path(path)
         _refuse_existing(path, overwrite)
-        return _write_atomically(
-            path, lambda tmp: write_labels_csv(tmp, state.annotations), "annotations"
-        )
+        return write_labels_csv(path, state.annotations)  # atomic
 
     # --- predictions and the heatmap -------------------------------------------------------------
     @property
@@ -137,6 +135,7 @@ class AnnotationActions:
         """Write the per-well numbers shown on the plate (``well_features``) to CSV."""
         import csv
 
+        from napari_dcmix.atomic import atomic_write
         from napari_dcmix.session.scores import well_features
 
         state = self.state(key)
@@ -150,13 +149,11 @@ class AnnotationActions:
         columns = list(features)
         rows = zip(*(features[c] for c in columns), strict=True)
 
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(columns)
-                writer.writerows(rows)
-
-        return _write_atomically(path, write, "predictions CSV")
+        with atomic_write(path, "w", newline="", what="predictions CSV") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        return path
 
     def set_heatmap(self, spec: ScoreSpec | None) -> None:
         """Show a per-well score (None: no heatmap); its classes are checked when drawn."""

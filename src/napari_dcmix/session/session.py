@@ -345,10 +345,6 @@ class DcmixSession(AnnotationActions, StainActions):
         self.events.missing_changed.emit()
         return state
 
-    def forget_missing(self, missing: MissingPlate) -> None:
-        self.missing = [m for m in self.missing if m is not missing]
-        self.events.missing_changed.emit()
-
     def set_view(self, view: Mapping[str, Any]) -> None:
         """A view's own state (camera, toggles), kept and saved with the session."""
         self.view = dict(view)

@@ -134,20 +134,6 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         raise OutputError(f"{path} exists (nothing was written); choose another name or replace it")
 
 
-def _write_atomically(path: Path, write: Any, what: str) -> Path:
-    """``write(tmp_path)`` writes a whole file by path (a core writer); its bytes then reach
-    ``path`` through ``atomic_write``: the file appears whole or not at all."""
-    import tempfile
-
-    from napari_dcmix.atomic import atomic_write_bytes
-
-    with tempfile.TemporaryDirectory(prefix="dcmix-out-") as tmp:
-        staged = Path(tmp) / path.name
-        write(staged)
-        data = staged.read_bytes()
-    return atomic_write_bytes(path, data, what=what)
-
-
 def train_overrides(overrides: Mapping[str, Any]) -> None:
     """TypeError for fine-tune options that are not training settings."""
     allowed = _train_fields()

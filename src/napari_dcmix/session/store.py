@@ -361,10 +361,11 @@ def load_session(session: DcmixSession, folder: str | Path) -> list[MissingPlate
         if Path(model_entry["path"]).is_file():
             model, model_path = load_model(model_entry["path"]), Path(model_entry["path"])
             saved_sha = model_entry.get("sha256")
-            if saved_sha and file_sha256(model_path) != saved_sha:
+            now_sha = file_sha256(model_path) if saved_sha else None
+            if saved_sha and now_sha != saved_sha:
                 notes.append(
                     f"the session's model {model_path} has changed since the session was saved "
-                    f"(SHA-256 {str(saved_sha)[:12]}... then, {file_sha256(model_path)[:12]}... "
+                    f"(SHA-256 {str(saved_sha)[:12]}... then, {now_sha[:12]}... "
                     "now): the file as it is now was loaded"
                 )
         else:
