@@ -63,9 +63,13 @@ def child(src: str, plates: dict[str, str], tiled: bool) -> None:
     x = bench.preprocessed_batch(model, Path(next(iter(plates.values()))), 32)
 
     def ceiling() -> float:
-        rates = [bench.ceiling_sample(model, x, 4)[0]]
+        """The best of bench/predict.py's ceiling modes (whole batches or passes of
+        ``PASS_PER_THREAD`` inputs per intra-op thread; one or ``threads`` forward threads)."""
+        rates = [bench.ceiling_sample(model, x, 4, p)[0]
+                 for p in (None, bench.PASS_PER_THREAD * threads)]  # fmt: skip
         if threads > 1:
-            rates.append(bench.parallel_ceiling_sample(model, x, 4, threads)[0])
+            rates += [bench.parallel_ceiling_sample(model, x, 4, threads, p)[0]
+                      for p in (None, bench.PASS_PER_THREAD)]  # fmt: skip
         return max(rates)
 
     runs = [(name, model, path, None, 1) for name, path in plates.items()]

@@ -312,3 +312,34 @@ def test_forward_threads_same_predictions_in_order(array_plate, model, monkeypat
     assert where[0] == {threading.current_thread().name}
     assert where[None] and all(n.startswith("dcmix-forward") for n in where[None])
     assert len(where[None]) == 2  # both forward threads took batches
+
+
+def test_cpu_batches_run_in_passes_of_a_few_inputs(model) -> None:
+    """On the CPU a batch runs in passes of ``cpu_chunk()`` inputs, 8 per intra-op thread of
+    the calling thread (their activations stay in the core's cache); the probabilities are
+    those of one pass over the whole batch. The batch size still caps a pass."""
+    from napari_dcmix.model import inference as inf
+    from napari_dcmix.model.training import torch_threads
+
+    x = np.random.default_rng(2).normal(size=(20, 1, 5, 24, 24)).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.from_numpy(x[:, 0])), dim=1).double().numpy()
+    sizes: list[int] = []
+    runner = inf._Runner(model, torch.device("cpu"), chunk=64)
+    handle = runner.net.register_forward_pre_hook(lambda _m, args: sizes.append(len(args[0])))
+    try:
+        with torch_threads(1):
+            assert inf.cpu_chunk() == inf.CPU_CHUNK_PER_THREAD == 8
+            np.testing.assert_allclose(runner(x), expected, atol=1e-6, rtol=0)
+            assert sizes == [8, 8, 4]
+            sizes.clear()
+            runner.chunk = 5
+            runner(x)
+            assert sizes == [5, 5, 5, 5]
+        sizes.clear()
+        runner.chunk = 64
+        with torch_threads(2):
+            np.testing.assert_allclose(runner(x), expected, atol=1e-6, rtol=0)
+            assert sizes == [16, 4]
+    finally:
+        handle.remove()

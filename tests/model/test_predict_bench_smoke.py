@@ -64,6 +64,26 @@ def test_ceilings_follow_the_time_of_their_batches(bench):
     assert torch.get_num_threads() == before
 
 
+def test_ceilings_run_their_batches_in_passes_of_the_size_asked(bench):
+    """8 images per batch in passes of 2: four 40 ms calls per batch, 50 img/s on one thread
+    (200 in one pass of 8); in passes of 4 in two threads side by side: 200 img/s (400)."""
+    x = np.zeros((8, 3, 8, 8), np.float32)
+    seen: list[int] = []
+
+    class Counting(Sleeper):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            seen.append(len(t))
+            return super().forward(t)
+
+    rate, _ = bench.ceiling_sample(Counting(0.04), x, 2, per_pass=2)
+    assert 35 <= rate <= 51, rate
+    assert seen == [2] * 12  # (1 warm-up + 2 batches) x 4 passes
+    seen.clear()
+    rate2, _ = bench.parallel_ceiling_sample(Counting(0.04), x, 4, threads=2, per_pass=4)
+    assert 140 <= rate2 <= 202, rate2
+    assert seen == [4] * 12  # (1 warm-up + 2 batches) x 2 threads x 2 passes
+
+
 def test_mixing_overhead_measures_the_mixing_layer(bench):
     """Mixing 10 ms and backbone 40 ms per call: the DCMIX forward costs 25 % more than the
     backbone on premixed input, and the mixing layer alone 10 ms."""

@@ -23,6 +23,7 @@ truncated chunk would otherwise decode into garbage (zarr's own path returns it 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import sys
@@ -95,6 +96,7 @@ class DirectChunks:
         self.dtype = np.dtype(array.dtype)
         self.fill_value = array.fill_value
         self.codec = codec
+        self.zarr_format = int(array.metadata.zarr_format)
         self._key = array.metadata.encode_chunk_key
 
     @classmethod
@@ -122,6 +124,19 @@ class DirectChunks:
             return cls(Path(store.root) / array.path, array, codec)
         except Exception:  # an unusual array or zarr version: zarr's own path reads it
             return None
+
+    @property
+    def metadata_file(self) -> Path:
+        """The array's metadata document (``zarr.json`` of v3, ``.zarray`` of v2)."""
+        return self.root / ("zarr.json" if self.zarr_format == 3 else ".zarray")
+
+    def moved(self, root: Path) -> DirectChunks:
+        """The same reader for another array whose metadata document is byte for byte this
+        one's (same shape, chunks, dtype, codecs, fill value and chunk keys): only the folder
+        differs, so nothing needs parsing."""
+        other = copy.copy(self)
+        other.root = Path(root)
+        return other
 
     def output_shape(self, axes: str) -> tuple[int, ...]:
         """``(C, Y, X)`` of ``read`` (C = 1 without a channel axis)."""
