@@ -153,17 +153,14 @@ class ClassTask:
     control_strengths: np.ndarray  # s_0: the control images' mixing (not a ground truth)
 
 
-def make_additive_class_task(
-    digits: np.ndarray, labels: np.ndarray, seed: int, control_per_treatment: float = 2.0
-) -> ClassTask:
-    """Task 2, additive (the default; see the module docstring): every image = a control digit
-    per channel + noise ``CLASS_NOISE``; treatment j adds its digit d_j in channel c at
-    ``CLASS_AMPLITUDE * s_j[c]``. The permutations s_1 .. s_3 are distinct. Control images are
-    sampled to ``control_per_treatment`` times a treatment class."""
-    rng = np.random.default_rng([seed, 61])
+def _class_draws(labels: np.ndarray, rng: np.random.Generator, n_perms: int,
+                 control_per_treatment: float) -> tuple:  # fmt: skip
+    """Task 2's draws, in this order: the treatment digits, ``n_perms`` distinct channel
+    permutations, the control pool (images of other digits), the class names, and each
+    class's images (control sampled to ``control_per_treatment`` times a treatment class)."""
     treat_digits = rng.choice(10, TREATMENTS, replace=False)
     perms: list[np.ndarray] = []
-    while len(perms) < TREATMENTS:
+    while len(perms) < n_perms:
         p = rng.permutation(C)
         if not any((p == q).all() for q in perms):
             perms.append(p)
@@ -172,6 +169,20 @@ def make_additive_class_task(
     per_class = [np.flatnonzero(labels == d) for d in treat_digits]
     n_control = min(len(control_pool), int(control_per_treatment * max(map(len, per_class))))
     members = [rng.choice(control_pool, n_control, replace=False), *per_class]
+    return treat_digits, perms, control_pool, names, members
+
+
+def make_additive_class_task(
+    digits: np.ndarray, labels: np.ndarray, seed: int, control_per_treatment: float = 2.0
+) -> ClassTask:
+    """Task 2, additive (the default; see the module docstring): every image = a control digit
+    per channel + noise ``CLASS_NOISE``; treatment j adds its digit d_j in channel c at
+    ``CLASS_AMPLITUDE * s_j[c]``. The permutations s_1 .. s_3 are distinct. Control images are
+    sampled to ``control_per_treatment`` times a treatment class."""
+    rng = np.random.default_rng([seed, 61])
+    treat_digits, perms, control_pool, names, members = _class_draws(
+        labels, rng, TREATMENTS, control_per_treatment
+    )
     x_parts, y_parts = [], []
     strengths: dict[str, np.ndarray] = {}
     for j, idx in enumerate(members):
@@ -208,17 +219,9 @@ def make_class_task(
     permutations s_0 .. s_3 are distinct. Control images are sampled to
     ``control_per_treatment`` times a treatment class."""
     rng = np.random.default_rng([seed, 61])
-    treat_digits = rng.choice(10, TREATMENTS, replace=False)
-    perms: list[np.ndarray] = []
-    while len(perms) < TREATMENTS + 1:
-        p = rng.permutation(C)
-        if not any((p == q).all() for q in perms):
-            perms.append(p)
-    control_pool = np.flatnonzero(~np.isin(labels, treat_digits))
-    names = [f"digit {d}" for d in treat_digits]
-    per_class = [np.flatnonzero(labels == d) for d in treat_digits]
-    n_control = min(len(control_pool), int(control_per_treatment * max(map(len, per_class))))
-    members = [rng.choice(control_pool, n_control, replace=False), *per_class]
+    treat_digits, perms, control_pool, names, members = _class_draws(
+        labels, rng, TREATMENTS + 1, control_per_treatment
+    )
     x_parts, y_parts = [], []
     strengths: dict[str, np.ndarray] = {}
     for j, idx in enumerate(members):
