@@ -172,6 +172,16 @@ def _class_draws(labels: np.ndarray, rng: np.random.Generator, n_perms: int,
     return treat_digits, perms, control_pool, names, members
 
 
+def _noisy_shuffled(x_parts: list, y_parts: list, noise: float, rng: np.random.Generator,
+                    *task: dict | np.ndarray) -> ClassTask:  # fmt: skip
+    """The classes' images stacked, Gaussian noise added, shuffled (in this order of draws):
+    a ClassTask with the rest of its fields ``task``."""
+    x = np.concatenate(x_parts)
+    x += rng.normal(0, noise, x.shape).astype(np.float32)
+    order = rng.permutation(len(x))
+    return ClassTask(x[order], np.concatenate(y_parts)[order], *task)
+
+
 def make_additive_class_task(
     digits: np.ndarray, labels: np.ndarray, seed: int, control_per_treatment: float = 2.0
 ) -> ClassTask:
@@ -194,16 +204,9 @@ def make_additive_class_task(
             part += CLASS_AMPLITUDE * s[None, :, None, None] * digits[idx][:, None]
         x_parts.append(part)
         y_parts.append(np.array([CONTROL if j == 0 else names[j - 1]] * len(idx), dtype=object))
-    x = np.concatenate(x_parts)
-    x += rng.normal(0, CLASS_NOISE, x.shape).astype(np.float32)
-    order = rng.permutation(len(x))
-    return ClassTask(
-        x[order],
-        np.concatenate(y_parts)[order],
-        strengths,
-        dict(zip(names, map(int, treat_digits), strict=True)),
-        np.zeros(C),
-    )
+    return _noisy_shuffled(x_parts, y_parts, CLASS_NOISE, rng, strengths,
+                           dict(zip(names, map(int, treat_digits), strict=True)),
+                           np.zeros(C))  # fmt: skip
 
 
 def make_class_task(
@@ -234,16 +237,9 @@ def make_class_task(
             part[:, c] = s[c] * digits[idx] + (1 - s[c]) * digits[other]
         x_parts.append(part)
         y_parts.append(np.array([CONTROL if j == 0 else names[j - 1]] * len(idx), dtype=object))
-    x = np.concatenate(x_parts)
-    x += rng.normal(0, noise, x.shape).astype(np.float32)
-    order = rng.permutation(len(x))
-    return ClassTask(
-        x[order],
-        np.concatenate(y_parts)[order],
-        strengths,
-        dict(zip(names, map(int, treat_digits), strict=True)),
-        STRENGTHS[perms[0]],
-    )
+    return _noisy_shuffled(x_parts, y_parts, noise, rng, strengths,
+                           dict(zip(names, map(int, treat_digits), strict=True)),
+                           STRENGTHS[perms[0]])  # fmt: skip
 
 
 def split(n: int, seed: int, train: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
