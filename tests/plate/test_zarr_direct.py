@@ -5,6 +5,7 @@ codec and Zarr version, the fill value for chunks that are not stored, and zarr'
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
@@ -219,10 +220,71 @@ def test_sites_like_one_already_read_are_found_without_zarr(tmp_path):
     plate = open_plate(path)
     for well, data in sites.items():
         np.testing.assert_array_equal(plate.read(well, 1), data)
-    assert set(plate._arrays) == {("A01", 1), ("B01", 1)} and set(plate._fast) == {("A02", 1)}
+    assert set(plate._arrays) == {("A01", 1), ("B01", 1)}
+    assert plate._fast[("A02", 1)] is not None and plate._fast[("B01", 1)] is None  # a miss
 
     plate = open_plate(path)
     plate.read("A01", 1)
     (path / plate._image_paths[("A02", 1)] / ".zattrs").write_text("{not json")
     with pytest.raises(PlateError, match=r"Zarr metadata of .*A/2/0: JSONDecodeError"):
         plate.read("A02", 1)
+
+
+def _edit_image(path, edit) -> str:
+    """Apply ``edit`` to A02's multiscales (bioformats2raw: Zarr v2 ``.zattrs``); its level."""
+    attrs = path / "A" / "2" / "0" / ".zattrs"
+    doc = json.loads(attrs.read_text())
+    level = doc["multiscales"][0]["datasets"][0]["path"]
+    edit(doc["multiscales"][0], level)
+    attrs.write_text(json.dumps(doc))
+    return level
+
+
+def _level_through_dotdot(path, tmp_path):
+    _edit_image(path, lambda ms, lv: ms["datasets"][0].update(path=f"../../../B/1/0/{lv}"))
+
+
+def _absolute_level(path, tmp_path):
+    def edit(ms, level):
+        shutil.copytree(path / "B" / "1" / "0" / level, tmp_path / "elsewhere" / level)
+        ms["datasets"][0]["path"] = str(tmp_path / "elsewhere" / level)
+
+    _edit_image(path, edit)
+
+
+def _two_letter_axis(path, tmp_path):  # "tc", "z", "y", "x" still joins to "tczyx"
+    _edit_image(path, lambda ms, lv: ms.update(axes=[{"name": "tc"}, *ms["axes"][2:]]))
+
+
+def _corrupt_array_attrs(path, tmp_path):
+    level = _edit_image(path, lambda ms, lv: None)
+    (path / "A" / "2" / "0" / level / ".zattrs").write_text("{bad")
+
+
+@pytest.mark.parametrize(
+    "spoil", [_level_through_dotdot, _absolute_level, _two_letter_axis, _corrupt_array_attrs]
+)
+def test_metadata_zarr_refuses_are_refused_whatever_was_read_before(tmp_path, spoil):
+    """A site whose metadata zarr refuses (a level outside its image, an axis name of two
+    letters, corrupt array attributes) is refused by name, read alone or after a site that
+    left a template: never read from another folder (here: B01's pixels)."""
+    path, _ = _bioformats2raw_plate(tmp_path)
+    spoil(path, tmp_path)
+    with pytest.raises(PlateError, match=r"A/2/0"):
+        open_plate(path).read("A02", 1)
+    plate = open_plate(path)
+    plate.read("A01", 1)
+    with pytest.raises(PlateError, match=r"A/2/0"):
+        plate.read("A02", 1)
+    assert plate._fast.get(("A02", 1)) is None
+
+
+def test_consolidated_plates_are_read_through_zarr(tmp_path):
+    """zarr opens the nodes of a consolidated plate from its consolidated copy, which the
+    files may not match: such plates never take the files-only path."""
+    path, sites = _bioformats2raw_plate(tmp_path)
+    zarr.consolidate_metadata(str(path))
+    plate = open_plate(path)
+    for well, data in sites.items():
+        np.testing.assert_array_equal(plate.read(well, 1), data)
+    assert not plate._fast and len(plate._arrays) == len(sites)

@@ -125,11 +125,6 @@ class DirectChunks:
         except Exception:  # an unusual array or zarr version: zarr's own path reads it
             return None
 
-    @property
-    def metadata_file(self) -> Path:
-        """The array's metadata document (``zarr.json`` of v3, ``.zarray`` of v2)."""
-        return self.root / ("zarr.json" if self.zarr_format == 3 else ".zarray")
-
     def moved(self, root: Path) -> DirectChunks:
         """The same reader for another array whose metadata document is byte for byte this
         one's (same shape, chunks, dtype, codecs, fill value and chunk keys): only the folder

@@ -80,7 +80,7 @@ class OmeZarrPlate(Plate):
         # (array metadata document, axes) -> a direct reader of an array opened through zarr;
         # sites whose documents match are read without opening them (``_fast_direct``)
         self._templates: dict[tuple[bytes, str], DirectChunks] = {}
-        self._fast: dict[tuple[str, int], tuple[DirectChunks, str, str]] = {}
+        self._fast: dict[tuple[str, int], tuple[DirectChunks, str, str] | None] = {}
         self._lock = threading.Lock()
 
     def _array(self, well: str, site: int):
@@ -149,22 +149,25 @@ class OmeZarrPlate(Plate):
             samples.append((self._image_paths[key], image_pixel_size(attrs)))
         return combine(samples, "OME-NGFF multiscales scale and axis units")
 
-    def _local_root(self) -> Path | None:
-        """The plate group's folder when its store is a local folder, else None."""
+    def _fast_root(self) -> Path | None:
+        """The plate group's folder when sites may be found from their files: a local folder
+        store without consolidated metadata (zarr reads nodes from the consolidated copy,
+        which the files may not match). Else None."""
         try:
             from zarr.storage import LocalStore
 
             store = self._group.store
-            if not isinstance(store, LocalStore):
+            metadata = self._group.metadata
+            if not isinstance(store, LocalStore) or metadata.consolidated_metadata is not None:
                 return None
             return Path(store.root) / self._group.path
         except Exception:  # another zarr version or store: the zarr path reads it
             return None
 
     def _remember(self, direct: DirectChunks, axes: str) -> None:
-        """Keep ``direct`` as the template of arrays with its metadata document and axes."""
+        """Keep ``direct`` as the template of arrays with its metadata documents and axes."""
         try:
-            document = direct.metadata_file.read_bytes()
+            document = _array_documents(direct.root, direct.zarr_format)
         except OSError:
             return
         with self._lock:
@@ -185,32 +188,49 @@ class OmeZarrPlate(Plate):
                 return self._fast[key]
             if not self._direct_reads or not self._templates:
                 return None
-        base = self._local_root()
+        base = self._fast_root()
         if base is None:
             return None
-        image = base / self._image_paths[key]
         try:
-            if int(self._group.metadata.zarr_format) == 3:
-                attrs = json.loads((image / "zarr.json").read_bytes())["attributes"]
-            else:
-                attrs = json.loads((image / ".zattrs").read_bytes())
-            multiscales = _ome(attrs)["multiscales"][0]
-            level = multiscales["datasets"][0]["path"]
-            names = [a.get("name") if isinstance(a, dict) else a for a in multiscales["axes"]]
-            axes = "".join(names).lower()
-            name = "zarr.json" if int(self._group.metadata.zarr_format) == 3 else ".zarray"
-            document = (image / level / name).read_bytes()
+            found = self._found(base, key)
         except Exception:  # missing, unreadable or unusual metadata: the zarr path
+            found = None
+        with self._lock:
+            self._fast[key] = found  # a miss, too: the zarr path has this site from now on
+        return found
+
+    def _found(self, base: Path, key: tuple[str, int]) -> tuple[DirectChunks, str, str] | None:
+        """``_fast_direct``'s lookup. Only what zarr itself would open the same way matches:
+        plain relative paths, the image a group of the plate's Zarr format, axes a list of
+        one-letter names, and the array's documents (v3 ``zarr.json``; v2 ``.zarray`` and
+        ``.zattrs``) equal to a template's, so an array zarr would refuse never matches."""
+        image_path = self._image_paths[key]
+        image = base / image_path
+        fmt = int(self._group.metadata.zarr_format)
+        if fmt == 3:
+            node = json.loads((image / "zarr.json").read_bytes())
+            if node.get("zarr_format") != 3 or node.get("node_type") != "group":
+                return None
+            attrs = node["attributes"]
+        else:
+            if json.loads((image / ".zgroup").read_bytes()).get("zarr_format") != 2:
+                return None
+            attrs = json.loads((image / ".zattrs").read_bytes())
+        multiscales = _ome(attrs)["multiscales"][0]
+        level = multiscales["datasets"][0]["path"]
+        raw_axes = multiscales["axes"]
+        names = [a.get("name") if isinstance(a, dict) else a for a in raw_axes]
+        if not (_plain_path(image_path) and _plain_path(level) and isinstance(raw_axes, list)):
             return None
+        if not all(isinstance(n, str) and len(n) == 1 for n in names):
+            return None
+        axes = "".join(names).lower()
+        document = _array_documents(image / level, fmt)
         with self._lock:
             template = self._templates.get((document, axes))
         if template is None:
             return None
-        where = f"{self.path}/{self._image_paths[key]}/{level}"
-        found = (template.moved(image / level), axes, where)
-        with self._lock:
-            self._fast[key] = found
-        return found
+        return template.moved(image / level), axes, f"{self.path}/{image_path}/{level}"
 
     def _direct(self, well: str, site: int, array) -> DirectChunks | None:
         key = (well, site)
@@ -425,6 +445,22 @@ def _scale_of(transforms, n_axes: int, required: bool = True) -> list[float] | s
             return f"scale {str(scale)[:60]} is not a list of positive numbers"
         numbers.append(float(v))
     return numbers
+
+
+def _plain_path(path: object) -> bool:
+    """A relative path of plain names: no empty, ``.`` or ``..`` part, not absolute (zarr
+    refuses or normalises the others; a folder join would follow them)."""
+    return isinstance(path, str) and all(p not in ("", ".", "..") for p in path.split("/"))
+
+
+def _array_documents(folder: Path, zarr_format: int) -> bytes:
+    """What zarr reads to open the array in ``folder``, as one byte string: ``zarr.json``
+    (v3), or ``.zarray`` and the ``.zattrs`` beside it (v2; none is an empty part)."""
+    if zarr_format == 3:
+        return (folder / "zarr.json").read_bytes()
+    attrs = folder / ".zattrs"
+    extra = attrs.read_bytes() if attrs.exists() else b""
+    return (folder / ".zarray").read_bytes() + b"\0" + extra
 
 
 def _level0(group, image_path: str, root: Path):
