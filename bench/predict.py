@@ -36,12 +36,13 @@ default ensemble itself gets one informational line.
     side by side in plain threads, with no pipeline between them (``side_by_side_cpu_ms``);
     sharing the cores' caches makes each dearer, and F / (F' + R') is the most any pipeline
     could reach on this machine.
-(d) peak memory: RSS high-water mark of the in-process run (above the RSS just before it; the
-    kernel's VmHWM is reset through /proc/self/clear_refs, else RSS is sampled with psutil) and
-    the subprocess's peak RSS (its own VmHWM, sampled every 10 ms: ``wait4``'s ru_maxrss
-    starts from the spawning process's RSS on Linux), for the big plate and a 4x smaller one:
-    bounded memory means the big plate's peak stays close to the small one's (whole sites, and
-    tiles).
+(d) peak memory: the subprocess's peak RSS (its own VmHWM, sampled every 10 ms: ``wait4``'s
+    ru_maxrss starts from the spawning process's RSS on Linux), for the big plate and a 4x
+    smaller one: bounded memory means the big plate's peak stays close to the small one's
+    (whole sites, and tiles). For information, the in-process run's high-water mark above the
+    RSS just before it (VmHWM reset through /proc/self/clear_refs, else RSS sampled with
+    psutil): not judged, because it depends on what earlier runs left free in the allocator
+    (the same 96-well TIFF run gave +37 and +171 MB in two runs of this bench).
 (e) DCMIX model(x) against head(backbone(premixed)), the same backbone fed the K mixed
     channels precomputed: the mixing layer's overhead, target <= 3%.
 (f) the default ensemble: sites/s and tiles/s on a few wells of the TIFF plate (no target).
@@ -980,10 +981,10 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
         bounded = s_big <= 1.1 * s_small + 64
         if layout != "tiled":
             d_big, d_small = mem[layout, big], mem[layout, small]
-            bounded &= d_big <= 1.25 * d_small + 64
             rows.append((f"(d) peak RSS in-process ({layout})",
                          f"+{d_big:.0f} MB ({big} wells) / +{d_small:.0f} MB ({small})",
-                         f"above the RSS before the run ({method})"))  # fmt: skip
+                         f"above the RSS before the run ({method}); for information "
+                         "(it depends on what earlier runs left free), not judged"))  # fmt: skip
         ok &= bounded
         name = "tiff, tiled" if layout == "tiled" else layout
         rows.append((f"(d) peak RSS subprocess ({name})",
