@@ -14,11 +14,11 @@ default ensemble itself gets one informational line.
     ``--threads`` forward threads of one intra-op thread each running batches side by side
     (what ``predict_plate`` does on the CPU); each batch in one forward pass, or in passes of
     8 inputs per intra-op thread (what ``predict_plate`` does since passes of a few inputs
-    were found to keep the activations in the core's cache: on the 2-core machine 205 images/s
-    against 169 in passes of 32). The ceilings cycle through 8 distinct batches, so a pass does
-    not find its input still in the core's cache from the pass before (the pipeline's batches
-    are freshly read). All are measured just before each timed run, and that run's ratio (c)
-    is to the best of them.
+    were found to keep the activations in the core's cache: on the 2-core machine 222-260
+    images/s against 169-181 in passes of 32). The ceilings cycle through 8 distinct batches,
+    so a pass does not find its input still in the core's cache from the pass before (the
+    pipeline's batches are freshly read). All are measured just before each timed run, and
+    that run's ratio (c) is to the best of them.
 (b) end to end: ``napari-dcmix predict PLATE --model MODEL --out CSV`` on a 96-well x 4-site x
     5-channel uint16 plate on disk (``--site-size`` px, default 512): TIFF, and OME-Zarr as
     the two common writers store it (ome-zarr-py / zarr 3: v0.5, zstd, a chunk per site;

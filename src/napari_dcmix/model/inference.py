@@ -107,9 +107,9 @@ _DEVICE_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.int32, n
 
 # Inputs per CPU forward pass and intra-op thread. A pass over a few inputs keeps each layer's
 # activations in the core's cache: on this project's 2-core machine (4 MiB L2 per core) the
-# default network at 128 px forwards 205 images/s in passes of 8 and 169 in passes of 32
-# (``bench/predict.py`` prints both ceilings). The batch size stays the unit that is read and
-# handed to a forward thread; the GPU keeps its batch.
+# default network at 128 px forwards 222-260 images/s in passes of 8 and 169-181 in passes of
+# 32, two forward threads each (six runs of ``bench/predict.py``, which prints both). The batch
+# size stays the unit that is read and handed to a forward thread; the GPU keeps its batch.
 CPU_CHUNK_PER_THREAD = 8
 
 

@@ -205,6 +205,8 @@ class OmeZarrPlate(Plate):
         one-letter names, and the array's documents (v3 ``zarr.json``; v2 ``.zarray`` and
         ``.zattrs``) equal to a template's, so an array zarr would refuse never matches."""
         image_path = self._image_paths[key]
+        if not _plain_path(image_path):
+            return None
         image = base / image_path
         fmt = int(self._group.metadata.zarr_format)
         if fmt == 3:
@@ -220,7 +222,7 @@ class OmeZarrPlate(Plate):
         level = multiscales["datasets"][0]["path"]
         raw_axes = multiscales["axes"]
         names = [a.get("name") if isinstance(a, dict) else a for a in raw_axes]
-        if not (_plain_path(image_path) and _plain_path(level) and isinstance(raw_axes, list)):
+        if not (_plain_path(level) and isinstance(raw_axes, list)):
             return None
         if not all(isinstance(n, str) and len(n) == 1 for n in names):
             return None
