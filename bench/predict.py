@@ -69,6 +69,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -332,6 +333,31 @@ def cli_subprocess(
     return dt, peak_kb[0] / 1024
 
 
+def ceiling_modes(threads: int) -> list[tuple[int, int | None]]:
+    """The forward ceiling's modes, (forward threads, inputs per pass): one batch at a time
+    with every intra-op thread, or ``threads`` forward threads of one; the whole batch per
+    pass (None), or PASS_PER_THREAD inputs per intra-op thread (what predict_plate does)."""
+    modes: list[tuple[int, int | None]] = [(1, None), (1, PASS_PER_THREAD * threads)]
+    if threads > 1:
+        modes += [(threads, None), (threads, PASS_PER_THREAD)]
+    return modes
+
+
+def mode_sample(model: Any, x: np.ndarray, n_batches: int,
+                mode: tuple[int, int | None]) -> tuple[float, float]:  # fmt: skip
+    """``ceiling_sample`` or ``parallel_ceiling_sample`` for one of ``ceiling_modes``."""
+    n, per_pass = mode
+    if n == 1:
+        return ceiling_sample(model, x, n_batches, per_pass)
+    return parallel_ceiling_sample(model, x, n_batches, n, per_pass)
+
+
+def ceiling_pool(model: Any, plate_path: Path, batch_size: int) -> np.ndarray:
+    """The ceilings' input: POOL_BATCHES distinct preprocessed batches (``batches_of``)."""
+    x = preprocessed_batch(model, plate_path, POOL_BATCHES * batch_size)
+    return x.reshape(POOL_BATCHES, batch_size, *x.shape[1:])
+
+
 def preprocessed_batch(model: Any, plate_path: Path, n: int) -> np.ndarray:
     """``n`` sites of the plate area-resized to the model's input size and normalised: the
     network's input at the ceiling (whole sites; a tile of a crop model is the same size)."""
@@ -474,8 +500,6 @@ def parallel_ceiling_sample(
     """(images/s, CPU s/image) of model(x) + softmax in ``threads`` forward threads of one
     intra-op thread each, ``n_batches`` batches in all, side by side (``torch_thread_team``),
     ``per_pass`` inputs per forward pass (None: the whole batch)."""
-    import itertools
-
     import torch
 
     ts = batches_of(x)
@@ -530,8 +554,6 @@ def side_by_side_cpu_ms(model: Any, x: np.ndarray, plate_path: Path, threads: in
             load(keys[j % len(keys)])
             read_n[i] += 1
         read_cpu[i] = time.thread_time() - c0
-
-    import itertools
 
     ts = batches_of(x)
     turn = itertools.count()
@@ -810,9 +832,7 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
     n_big, n_small = big * args.sites, small * args.sites
     tiles = _Runner(tiled, torch.device("cpu")).tiles_per_site((args.site_size, args.site_size))
     gib = n_big * len(channels) * args.site_size**2 * 2 / 2**30
-    # the ceilings' input: POOL_BATCHES distinct batches (``batches_of``)
-    x = preprocessed_batch(whole, plates["tiff", big], POOL_BATCHES * args.batch_size)
-    x = x.reshape(POOL_BATCHES, args.batch_size, *x.shape[1:])
+    x = ceiling_pool(whole, plates["tiff", big], args.batch_size)
     ceiling_batches = max(2, min(8, n_big // args.batch_size // 3))
     threads = args.threads
     out = workdir / "predictions.csv"
@@ -822,12 +842,7 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
     fm = mixing_overhead(whole, x[0], mix_repeats)
     cli_inprocess(plates["tiff", small], whole_path, out, args)
     cli_inprocess(plates["tiff", small], tiled_path, out, args)
-    # forward ceilings by (forward threads, inputs per pass): one pass at a time with every
-    # intra-op thread, or ``threads`` forward threads of one; the whole batch per pass, or
-    # PASS_PER_THREAD inputs per intra-op thread (what predict_plate does on the CPU)
-    modes = [(1, None), (1, PASS_PER_THREAD * threads)]
-    if threads > 1:
-        modes += [(threads, None), (threads, PASS_PER_THREAD)]
+    modes = ceiling_modes(threads)
     ceil: dict[tuple[int, int | None], list[tuple[float, float]]] = {m: [] for m in modes}
     e2e: dict[str, list[tuple[float, float]]] = {lay: [] for lay in (*LAYOUTS, "tiled")}
     ratios: dict[str, list[float]] = {lay: [] for lay in (*LAYOUTS, "tiled")}
@@ -839,12 +854,7 @@ def run(args: argparse.Namespace, workdir: Path, big: int, small: int, rounds: i
     def ceiling_now(r: int) -> float:
         """Every ceiling mode, in alternating order, just before a timed run: the best one."""
         for mode in modes if r % 2 == 0 else modes[::-1]:
-            n, per_pass = mode
-            if n == 1:
-                ceil[mode].append(ceiling_sample(whole, x, ceiling_batches, per_pass))
-            else:
-                ceil[mode].append(
-                    parallel_ceiling_sample(whole, x, ceiling_batches, n, per_pass))  # fmt: skip
+            ceil[mode].append(mode_sample(whole, x, ceiling_batches, mode))
         return max(ceil[m][-1][0] for m in modes)
 
     def side_pass() -> int | None:

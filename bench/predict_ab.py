@@ -60,17 +60,11 @@ def child(src: str, plates: dict[str, str], tiled: bool) -> None:
         return m.eval()
 
     model = member(crop=False)
-    x = bench.preprocessed_batch(model, Path(next(iter(plates.values()))), 32)
+    x = bench.ceiling_pool(model, Path(next(iter(plates.values()))), 32)
 
     def ceiling() -> float:
-        """The best of bench/predict.py's ceiling modes (whole batches or passes of
-        ``PASS_PER_THREAD`` inputs per intra-op thread; one or ``threads`` forward threads)."""
-        rates = [bench.ceiling_sample(model, x, 4, p)[0]
-                 for p in (None, bench.PASS_PER_THREAD * threads)]  # fmt: skip
-        if threads > 1:
-            rates += [bench.parallel_ceiling_sample(model, x, 4, threads, p)[0]
-                      for p in (None, bench.PASS_PER_THREAD)]  # fmt: skip
-        return max(rates)
+        """The best of bench/predict.py's ceiling modes, on its pool of distinct batches."""
+        return max(bench.mode_sample(model, x, 4, m)[0] for m in bench.ceiling_modes(threads))
 
     runs = [(name, model, path, None, 1) for name, path in plates.items()]
     if tiled:

@@ -31,6 +31,7 @@ through zarr; their ``path`` is the URL.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -149,10 +150,11 @@ class OmeZarrPlate(Plate):
             samples.append((self._image_paths[key], image_pixel_size(attrs)))
         return combine(samples, "OME-NGFF multiscales scale and axis units")
 
+    @functools.cached_property
     def _fast_root(self) -> Path | None:
         """The plate group's folder when sites may be found from their files: a local folder
         store without consolidated metadata (zarr reads nodes from the consolidated copy,
-        which the files may not match). Else None."""
+        which the files may not match). Else None. Found once per plate."""
         try:
             from zarr.storage import LocalStore
 
@@ -188,7 +190,7 @@ class OmeZarrPlate(Plate):
                 return self._fast[key]
             if not self._direct_reads or not self._templates:
                 return None
-        base = self._fast_root()
+        base = self._fast_root
         if base is None:
             return None
         try:
