@@ -58,6 +58,26 @@ def test_digits_task_hides_the_digit_in_each_channel_by_its_strength(bench, digi
     assert abs(float((noisy[:, strongest] - x_digits).std()) - 0.15) < 0.01
 
 
+def test_additive_digits_task_adds_the_digit_to_each_channel_by_its_strength(bench, digits):
+    x_digits, labels = digits
+    x, s = bench.make_additive_channels(x_digits, labels, seed=3, noise=0.0)
+    assert sorted(s.tolist()) == sorted(bench.STRENGTHS.tolist())
+    assert s.tolist() != bench.STRENGTHS.tolist()  # shuffled per seed
+    assert bench.DIGITS_TASKS["additive"] is bench.make_additive_channels
+    # every channel: amplitude * s_c * the image's digit + distractor * a digit of another class
+    for c in range(bench.C):
+        rest = (x[:, c] - bench.DIGIT_AMPLITUDE * s[c] * x_digits) / bench.DIGIT_DISTRACTOR
+        for i in range(15):
+            j = _row_of(x_digits, rest[i])
+            assert j >= 0 and labels[j] != labels[i]
+    # the distractors are drawn per channel, not shared between stains
+    weakest, next_weakest = np.argsort(s)[:2]
+    assert not np.allclose(x[:20, weakest], x[:20, next_weakest] - 0.2 * x_digits[:20])
+    noisy, s2 = bench.make_additive_channels(x_digits, labels, seed=3)
+    assert s2.tolist() == s.tolist()
+    assert abs(float((noisy - x).std()) - bench.DIGIT_NOISE) < 0.01
+
+
 def test_class_task_shows_each_treatment_digit_by_its_own_strengths(bench, digits):
     x_digits, labels = digits
     task = bench.make_class_task(x_digits, labels, seed=1, noise=0.0)
