@@ -159,11 +159,16 @@ def make_channels(
 
 
 def make_additive_channels(
-    digits: np.ndarray, labels: np.ndarray, seed: int, noise: float = DIGIT_NOISE
+    digits: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    noise: float = DIGIT_NOISE,
+    amplitude: float = DIGIT_AMPLITUDE,
+    distractor: float = DIGIT_DISTRACTOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Task 1, additive (the default): (N, C, H, W) images and the strengths s (in channel
-    order); channel c = DIGIT_AMPLITUDE * s_c * digit + DIGIT_DISTRACTOR * a digit of another
-    class (per channel) + noise."""
+    order); channel c = amplitude * s_c * digit + distractor * a digit of another class (per
+    channel) + noise."""
     rng = np.random.default_rng([seed, 17])  # its own stream: independent of the blend task's
     s = STRENGTHS[rng.permutation(C)]
     n = len(digits)
@@ -171,7 +176,7 @@ def make_additive_channels(
     everyone = np.arange(n)
     for c in range(C):
         other = _distractors(labels, labels, everyone, rng)
-        out[:, c] = DIGIT_DISTRACTOR * digits[other] + DIGIT_AMPLITUDE * s[c] * digits
+        out[:, c] = distractor * digits[other] + amplitude * s[c] * digits
     out += rng.normal(0, noise, out.shape).astype(np.float32)
     return out, s
 
@@ -220,7 +225,13 @@ def _noisy_shuffled(x_parts: list, y_parts: list, noise: float, rng: np.random.G
 
 
 def make_additive_class_task(
-    digits: np.ndarray, labels: np.ndarray, seed: int, control_per_treatment: float = 2.0
+    digits: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    control_per_treatment: float = 2.0,
+    amplitude: float = CLASS_AMPLITUDE,
+    background: float = CLASS_BACKGROUND,
+    noise: float = CLASS_NOISE,
 ) -> ClassTask:
     """Task 2, additive (the default; see the module docstring): every image = a control digit
     per channel + noise ``CLASS_NOISE``; treatment j adds its digit d_j in channel c at
@@ -233,15 +244,15 @@ def make_additive_class_task(
     x_parts, y_parts = [], []
     strengths: dict[str, np.ndarray] = {}
     for j, idx in enumerate(members):
-        background = control_pool[rng.integers(0, len(control_pool), (len(idx), C))]
-        part = CLASS_BACKGROUND * digits[background].astype(np.float32)  # a control digit each
+        pool_idx = control_pool[rng.integers(0, len(control_pool), (len(idx), C))]
+        part = background * digits[pool_idx].astype(np.float32)  # a control digit each
         if j > 0:
             s = STRENGTHS[perms[j - 1]]
             strengths[names[j - 1]] = s
-            part += CLASS_AMPLITUDE * s[None, :, None, None] * digits[idx][:, None]
+            part += amplitude * s[None, :, None, None] * digits[idx][:, None]
         x_parts.append(part)
         y_parts.append(np.array([CONTROL if j == 0 else names[j - 1]] * len(idx), dtype=object))
-    return _noisy_shuffled(x_parts, y_parts, CLASS_NOISE, rng, strengths,
+    return _noisy_shuffled(x_parts, y_parts, noise, rng, strengths,
                            dict(zip(names, map(int, treat_digits), strict=True)),
                            np.zeros(C))  # fmt: skip
 
@@ -508,7 +519,12 @@ def describe(config: TrainConfig) -> str:
 
 
 def run_digits(seed, digits, labels, config, args, res: Results, have_captum: bool) -> None:
-    x, s = DIGITS_TASKS[args.digits_task](digits, labels, seed)
+    if args.digits_task == "additive":
+        x, s = make_additive_channels(
+            digits, labels, seed, args.digit_noise, args.digit_amplitude, args.digit_distractor
+        )
+    else:
+        x, s = make_channels(digits, labels, seed)
     tr, te = split(len(x), seed)
     channels = [f"ch{c}" for c in range(C)]
     classes = [str(i) for i in range(10)]
@@ -630,7 +646,14 @@ class PairLogits(nn.Module):
 
 def run_classes(seed, digits, labels, config, args, res: Results) -> None:
     if args.class_task == "additive":
-        task = make_additive_class_task(digits, labels, seed)
+        task = make_additive_class_task(
+            digits,
+            labels,
+            seed,
+            amplitude=args.class_amplitude,
+            background=args.class_background,
+            noise=args.class_noise,
+        )
     else:
         task = make_class_task(digits, labels, seed)
     tr, te = split(len(task.x), seed)
@@ -864,7 +887,29 @@ def build_parser() -> argparse.ArgumentParser:
         default="additive",
         help="the digits task's design (see the module docstring; default %(default)s)",
     )
+    for name, value in (
+        ("amplitude", DIGIT_AMPLITUDE),
+        ("distractor", DIGIT_DISTRACTOR),
+        ("noise", DIGIT_NOISE),
+    ):
+        parser.add_argument(
+            f"--digit-{name}",
+            type=float,
+            default=value,
+            help=f"additive digits task: the {name} (default %(default)s)",
+        )
     parser.add_argument("--no-per-class", action="store_true", help="skip the per-class task")
+    for name, value in (
+        ("amplitude", CLASS_AMPLITUDE),
+        ("background", CLASS_BACKGROUND),
+        ("noise", CLASS_NOISE),
+    ):
+        parser.add_argument(
+            f"--class-{name}",
+            type=float,
+            default=value,
+            help=f"additive per-class task: the {name} (default %(default)s)",
+        )
     parser.add_argument(
         "--class-task",
         choices=("additive", "blend"),
@@ -904,9 +949,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.first_seed}-{args.first_seed + seeds - 1}; "
         f"70 % train / 30 % test per seed; digits task {args.digits_task}"
         + (
-            f" (amplitude {DIGIT_AMPLITUDE}, distractor {DIGIT_DISTRACTOR}, noise {DIGIT_NOISE})"
+            f" (amplitude {args.digit_amplitude}, distractor {args.digit_distractor}, noise "
+            f"{args.digit_noise})"
             if args.digits_task == "additive"
             else f" (noise {BLEND_NOISE})"
+        )
+        + f"; per-class task {args.class_task}"
+        + (
+            f" (amplitude {args.class_amplitude}, background {args.class_background}, noise "
+            f"{args.class_noise})"
+            if args.class_task == "additive"
+            else ""
         ),
         flush=True,
     )

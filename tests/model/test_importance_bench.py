@@ -67,6 +67,14 @@ def test_additive_digits_task_adds_the_digit_to_each_channel_by_its_strength(ben
     defaults = bench.build_parser().parse_args([])
     assert bench.DIGITS_TASKS[defaults.digits_task] is bench.make_additive_channels
     assert (defaults.first_seed, defaults.seeds) == (0, 3)
+    assert (defaults.digit_amplitude, defaults.digit_distractor, defaults.digit_noise) == (
+        bench.DIGIT_AMPLITUDE, bench.DIGIT_DISTRACTOR, bench.DIGIT_NOISE
+    )  # fmt: skip
+    # the command line's constants reach the task
+    louder, _ = bench.make_additive_channels(
+        x_digits, labels, seed=3, noise=0.0, amplitude=2.0, distractor=0.0
+    )
+    assert np.allclose(louder, 2.0 * s[None, :, None, None] * x_digits[:, None], atol=1e-6)
     # every channel: amplitude * s_c * the image's digit + distractor * a digit of another class
     for c in range(bench.C):
         rest = (x[:, c] - bench.DIGIT_AMPLITUDE * s[c] * x_digits) / bench.DIGIT_DISTRACTOR
