@@ -848,6 +848,19 @@ def targets(res: Results) -> list[tuple[str, bool | None]]:
     return out
 
 
+def _constant_options(
+    parser: argparse.ArgumentParser, prefix: str, task: str, **defaults: float
+) -> None:
+    """One float option ``--{prefix}-{name}`` per constant of a task."""
+    for name, value in defaults.items():
+        parser.add_argument(
+            f"--{prefix}-{name}",
+            type=float,
+            default=value,
+            help=f"{task}: the {name} (default %(default)s)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
@@ -888,29 +901,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="additive",
         help="the digits task's design (see the module docstring; default %(default)s)",
     )
-    for name, value in (
-        ("amplitude", DIGIT_AMPLITUDE),
-        ("distractor", DIGIT_DISTRACTOR),
-        ("noise", DIGIT_NOISE),
-    ):
-        parser.add_argument(
-            f"--digit-{name}",
-            type=float,
-            default=value,
-            help=f"additive digits task: the {name} (default %(default)s)",
-        )
+    _constant_options(
+        parser,
+        "digit",
+        "additive digits task",
+        amplitude=DIGIT_AMPLITUDE,
+        distractor=DIGIT_DISTRACTOR,
+        noise=DIGIT_NOISE,
+    )
     parser.add_argument("--no-per-class", action="store_true", help="skip the per-class task")
-    for name, value in (
-        ("amplitude", CLASS_AMPLITUDE),
-        ("background", CLASS_BACKGROUND),
-        ("noise", CLASS_NOISE),
-    ):
-        parser.add_argument(
-            f"--class-{name}",
-            type=float,
-            default=value,
-            help=f"additive per-class task: the {name} (default %(default)s)",
-        )
+    _constant_options(
+        parser,
+        "class",
+        "additive per-class task",
+        amplitude=CLASS_AMPLITUDE,
+        background=CLASS_BACKGROUND,
+        noise=CLASS_NOISE,
+    )
     parser.add_argument(
         "--class-task",
         choices=("additive", "blend"),
